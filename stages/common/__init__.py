@@ -1,0 +1,1 @@
+"""Pieces shared by the stages: params, IDX files, atomic writes, the CLI frame, the models."""

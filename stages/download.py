@@ -1,0 +1,109 @@
+"""Stage `download`: fetch the four Fashion-MNIST files from the first mirror that serves them intact.
+
+Each file is checked by the SHA-256 of its *decompressed* bytes, so a mirror that
+recompressed the data (Debian's `dataset-fashion-mnist`) verifies as well as the
+official one. The decompressed IDX files are written to the output folder, named as
+on the mirrors without `.gz`; the folder appears only once all four are verified.
+
+    python -m stages.download --out data/raw
+"""
+
+import gzip
+import hashlib
+import sys
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+
+from stages.common import cli
+from stages.common.errors import PipelineError
+from stages.common.files import atomic_dir
+from stages.common.idx import raw_name
+
+CHUNK = 1 << 16
+
+
+class MirrorFailure(Exception):
+    """One mirror could not give one valid file; the message says why."""
+
+
+def main(mirrors: list[str], files: dict[str, dict[str, str]], out_dir: Path, timeout_s: float) -> None:
+    """Download every file in `files` ({role: {name, sha256}}) and write it decompressed to `out_dir`."""
+    with atomic_dir(out_dir) as tmp:
+        for spec in files.values():
+            data = fetch_verified(spec["name"], spec["sha256"], mirrors, timeout_s)
+            (tmp / raw_name(spec["name"])).write_bytes(data)
+
+
+def fetch_verified(name: str, sha256: str, mirrors: list[str], timeout_s: float) -> bytes:
+    """Return the decompressed bytes of `name` from the first mirror whose copy has `sha256`."""
+    failures = []
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + "/" + name
+        try:
+            data = decompress(fetch(url, timeout_s))
+            verify(data, sha256)
+        except MirrorFailure as exc:
+            print(f"{name}: {url} failed ({exc}), trying the next mirror", file=sys.stderr)
+            failures.append(f"{url} ({exc})")
+            continue
+        print(f"{name}: verified from {url}", file=sys.stderr)
+        return data
+    raise PipelineError(
+        f"no mirror gave a valid {name}: " + "; ".join(failures)
+        + ". Check the network, or add a mirror (e.g. file:///usr/share/datasets/fashion-mnist/ "
+        "after `apt-get install dataset-fashion-mnist`) to data.mirrors in params.yaml"
+    )
+
+
+def fetch(url: str, timeout_s: float) -> bytes:
+    """The body at `url` (http, https or file), with progress on stderr for large remote files."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            total = int(response.headers.get("Content-Length") or 0)
+            return _read_with_progress(response, total, show=not url.startswith("file:"), label=url)
+    except urllib.error.HTTPError as exc:
+        raise MirrorFailure(f"HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise MirrorFailure(str(exc.reason)) from None
+    except (TimeoutError, OSError) as exc:
+        raise MirrorFailure(f"{type(exc).__name__}: {exc}") from None
+
+
+def _read_with_progress(response, total: int, show: bool, label: str) -> bytes:
+    chunks, received, next_report = [], 0, 0.25
+    while chunk := response.read(CHUNK):
+        chunks.append(chunk)
+        received += len(chunk)
+        if show and total > 10 * CHUNK and received / total >= next_report:
+            print(f"{label}: {received * 100 // total}% of {total / 1e6:.1f} MB", file=sys.stderr)
+            next_report += 0.25
+    if total and received != total:
+        raise MirrorFailure(f"truncated body: got {received} of {total} bytes")
+    return b"".join(chunks)
+
+
+def decompress(body: bytes) -> bytes:
+    try:
+        return gzip.decompress(body)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise MirrorFailure(f"not a valid gzip file: {exc}") from None
+
+
+def verify(data: bytes, sha256: str) -> None:
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise MirrorFailure(f"checksum mismatch: sha256 {digest[:12]}…, expected {sha256[:12]}…")
+
+
+def _cli() -> None:
+    parser = cli.stage_parser(__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="folder for the decompressed IDX files")
+    args = parser.parse_args()
+    data = cli.params_from(args)["data"]
+    main(data["mirrors"], data["files"], args.out, data["timeout_s"])
+
+
+if __name__ == "__main__":
+    cli.run(_cli)

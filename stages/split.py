@@ -1,0 +1,59 @@
+"""Stage `split`: a seeded, stratified split into train, validation and test sets.
+
+`split.test_size` of all images go to test; `split.validation_size` of the rest to
+validation (which steers training); the remainder is train. Each class keeps its share
+in every set.
+
+    python -m stages.split --interim data/interim --out data/processed
+
+Writes `train.npz`, `validation.npz` and `test.npz`, each with `images` and `labels`.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from stages.common import cli
+from stages.common.errors import PipelineError
+from stages.common.files import atomic_dir
+
+
+def main(interim_dir: Path, out_dir: Path, test_size: float, validation_size: float, seed: int) -> None:
+    images, labels = _load(interim_dir)
+    rng = np.random.default_rng(seed)
+    test, rest = stratified_split(labels, test_size, rng)
+    validation, train = (rest[part] for part in stratified_split(labels[rest], validation_size, rng))
+    with atomic_dir(out_dir) as tmp:
+        for name, indices in (("train", train), ("validation", validation), ("test", test)):
+            np.savez(tmp / f"{name}.npz", images=images[indices], labels=labels[indices])
+
+
+def stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (held_out, kept): `fraction` of each class, rounded, is held out; both shuffled."""
+    held_out, kept = [], []
+    for cls in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        cut = round(len(members) * fraction)
+        held_out.append(members[:cut])
+        kept.append(members[cut:])
+    return rng.permutation(np.concatenate(held_out)), rng.permutation(np.concatenate(kept))
+
+
+def _load(interim_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        return np.load(interim_dir / "images.npy"), np.load(interim_dir / "labels.npy")
+    except FileNotFoundError as exc:
+        raise PipelineError(f"{exc.filename} is missing; run the normalize stage first") from None
+
+
+def _cli() -> None:
+    parser = cli.stage_parser(__doc__)
+    parser.add_argument("--interim", type=Path, required=True, help="folder with images.npy, labels.npy")
+    parser.add_argument("--out", type=Path, required=True, help="folder for train/validation/test .npz")
+    args = parser.parse_args()
+    params = cli.params_from(args)
+    main(args.interim, args.out, params["split"]["test_size"], params["split"]["validation_size"], params["seed"])
+
+
+if __name__ == "__main__":
+    cli.run(_cli)

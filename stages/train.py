@@ -1,0 +1,168 @@
+"""Stage `train@<model>`: train one of the three CNNs on the train split, steered by validation.
+
+    python -m stages.train --model 2_layer --data data/processed \
+        --out models/2_layer.keras --live metrics/train/2_layer
+
+Training is seeded and deterministic: the same params on the same machine give the
+same weights. Per-epoch loss and accuracy (train and validation) are logged with
+DVCLive under `--live`, with the training time in its metrics.json.
+"""
+
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import keras
+from dvclive import Live
+from dvclive.keras import DVCLiveCallback
+
+from stages.common import cli
+from stages.common.errors import PipelineError
+from stages.common.files import atomic_path
+from stages.common.models import MODELS, build_model
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every hyperparameter training reads: the top-level keys plus the `train` section."""
+
+    seed: int
+    lr: float
+    epochs: int
+    batch_size: int
+    optimizer: str
+    momentum: float
+    schedule: str
+    warmup_epochs: int
+    decay_rate: float
+    decay_epochs: int
+    nesterov: bool
+    weight_decay: float
+    early_stopping_patience: int
+    horizontal_flip: bool
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "TrainConfig":
+        merged = {**params, **params["train"]}
+        return cls(**{field.name: merged[field.name] for field in fields(cls)})
+
+
+def main(model_name: str, model_settings: dict[str, Any], data_dir: Path, model_out: Path,
+         live_dir: Path, config: TrainConfig) -> None:
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    train_images, train_labels = load_split(data_dir / "train.npz")
+    validation = load_split(data_dir / "validation.npz")
+    steps_per_epoch = -(-len(train_labels) // config.batch_size)
+
+    model = build_model(model_name, model_settings)
+    model.compile(
+        optimizer=make_optimizer(config, steps_per_epoch),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    with Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
+        started = time.perf_counter()
+        history = model.fit(
+            training_dataset(train_images, train_labels, config),
+            validation_data=validation,
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            callbacks=make_callbacks(config, live),
+            verbose=2,
+        )
+        live.summary["train_time_s"] = round(time.perf_counter() - started, 1)
+        live.summary["epochs_run"] = len(history.history["loss"])
+    with atomic_path(model_out) as tmp:
+        model.save(tmp)
+
+
+def load_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images with a channel axis (N, 28, 28, 1) and labels, from a split's .npz."""
+    try:
+        with np.load(path) as data:
+            return data["images"][..., np.newaxis], data["labels"]
+    except FileNotFoundError:
+        raise PipelineError(f"{path} is missing; run the split stage first") from None
+
+
+def training_dataset(images: np.ndarray, labels: np.ndarray, config: TrainConfig) -> tf.data.Dataset:
+    """Seeded shuffle each epoch, batching, and (optionally) random left-right flips."""
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((images, labels))
+        .shuffle(len(labels), seed=config.seed, reshuffle_each_iteration=True)
+        .batch(config.batch_size)
+    )
+    if config.horizontal_flip:
+        dataset = dataset.map(lambda x, y: (tf.image.random_flip_left_right(x, seed=config.seed), y))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_schedule(config: TrainConfig, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The learning rate per optimizer step, starting from `lr`. `plateau` is a callback, so constant here."""
+    if config.schedule in ("constant", "plateau"):
+        return config.lr
+    if config.schedule == "step":
+        return keras.optimizers.schedules.ExponentialDecay(
+            config.lr, decay_steps=config.decay_epochs * steps_per_epoch,
+            decay_rate=config.decay_rate, staircase=True,
+        )
+    if config.schedule == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(
+            config.lr, decay_steps=steps_per_epoch, decay_rate=config.decay_rate,
+        )
+    warmup_epochs = min(config.warmup_epochs, config.epochs - 1)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_epochs else config.lr,
+        decay_steps=(config.epochs - warmup_epochs) * steps_per_epoch,
+        warmup_target=config.lr if warmup_epochs else None,
+        warmup_steps=warmup_epochs * steps_per_epoch,
+    )
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    rate = make_schedule(config, steps_per_epoch)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=rate)
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=rate, momentum=config.momentum, nesterov=config.nesterov)
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=rate, momentum=config.momentum)
+    raise PipelineError(f"unknown optimizer {config.optimizer!r}; choose adam, adamw, sgd or rmsprop")
+
+
+def make_callbacks(config: TrainConfig, live: Live) -> list[keras.callbacks.Callback]:
+    """DVCLive logging, plus the validation-driven plateau schedule and early stopping if enabled."""
+    callbacks: list[keras.callbacks.Callback] = [DVCLiveCallback(live=live)]
+    if config.schedule == "plateau":
+        callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=config.decay_rate, patience=config.decay_epochs, verbose=1,
+        ))
+    if config.early_stopping_patience:
+        callbacks.insert(0, keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", patience=config.early_stopping_patience,
+            restore_best_weights=True, verbose=1,
+        ))
+    return callbacks
+
+
+def _cli() -> None:
+    parser = cli.stage_parser(__doc__)
+    parser.add_argument("--model", required=True, help=f"one of {', '.join(MODELS)}")
+    parser.add_argument("--data", type=Path, required=True, help="folder with train.npz, validation.npz")
+    parser.add_argument("--out", type=Path, required=True, help="where to save the trained .keras model")
+    parser.add_argument("--live", type=Path, required=True, help="DVCLive folder for curves and summary")
+    args = parser.parse_args()
+    params = cli.params_from(args)
+    if args.model not in params["models"]:
+        raise PipelineError(f"unknown model {args.model!r}; choose one of {', '.join(params['models'])}")
+    main(args.model, params["models"][args.model], args.data, args.out, args.live, TrainConfig.from_params(params))
+
+
+if __name__ == "__main__":
+    cli.run(_cli)
