@@ -8,16 +8,19 @@ same weights. Per-epoch loss and accuracy (train and validation) are logged with
 DVCLive under `--live`, with the training time in its metrics.json.
 """
 
+import os
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
-import keras
-from dvclive import Live
-from dvclive.keras import DVCLiveCallback
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the logs
+import tensorflow as tf  # noqa: E402
+import keras  # noqa: E402
+from dvclive import Live  # noqa: E402
+from dvclive.keras import DVCLiveCallback  # noqa: E402
 
 from stages.common import cli
 from stages.common.errors import PipelineError
@@ -55,7 +58,7 @@ def main(model_name: str, model_settings: dict[str, Any], data_dir: Path, model_
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     train_images, train_labels = load_split(data_dir / "train.npz")
-    validation = load_split(data_dir / "validation.npz")
+    validation = tf.data.Dataset.from_tensor_slices(load_split(data_dir / "validation.npz"))
     steps_per_epoch = -(-len(train_labels) // config.batch_size)
 
     model = build_model(model_name, model_settings)
@@ -68,8 +71,7 @@ def main(model_name: str, model_settings: dict[str, Any], data_dir: Path, model_
         started = time.perf_counter()
         history = model.fit(
             training_dataset(train_images, train_labels, config),
-            validation_data=validation,
-            batch_size=config.batch_size,
+            validation_data=validation.batch(config.batch_size),
             epochs=config.epochs,
             callbacks=make_callbacks(config, live),
             verbose=2,

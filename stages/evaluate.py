@@ -1,0 +1,138 @@
+"""Stage `evaluate@<model>`: score a trained model on the held-out test split.
+
+    python -m stages.evaluate --model-file models/2_layer.keras --data data/processed \
+        --metrics metrics/2_layer.json --predictions metrics/predictions/2_layer.csv \
+        --figures metrics/figures/2_layer
+
+Writes the metrics (test accuracy and loss, parameter count, per-class accuracy), one
+`actual,predicted` row per test image (DVC's confusion-matrix plot reads it), and two
+PNGs: the confusion matrix and a grid of misclassified test images.
+"""
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the logs
+import keras  # noqa: E402
+
+from stages.common import cli  # noqa: E402
+from stages.common.classes import CLASS_NAMES  # noqa: E402
+from stages.common.errors import PipelineError  # noqa: E402
+from stages.common.files import atomic_path  # noqa: E402
+
+MISCLASSIFIED_SHOWN = 25
+
+
+def main(model_file: Path, data_dir: Path, metrics_out: Path, predictions_out: Path, figures_dir: Path) -> None:
+    model = _load_model(model_file)
+    images, labels = _load_test(data_dir / "test.npz")
+    loss, accuracy = model.evaluate(images, labels, batch_size=512, verbose=0)
+    predicted = model.predict(images, batch_size=512, verbose=0).argmax(axis=1)
+    confusion = confusion_matrix(labels, predicted)
+
+    write_json(metrics_out, {
+        "accuracy": float(accuracy),
+        "loss": float(loss),
+        "params": model.count_params(),
+        "per_class_accuracy": dict(zip(CLASS_NAMES, per_class_accuracy(confusion))),
+    })
+    write_predictions(predictions_out, labels, predicted)
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    save_figure(plot_confusion(confusion, model.name), figures_dir / "confusion.png")
+    save_figure(plot_misclassified(images, labels, predicted), figures_dir / "misclassified.png")
+
+
+def confusion_matrix(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """counts[i, j]: test images of class i predicted as class j."""
+    counts = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES)), dtype=np.int64)
+    np.add.at(counts, (actual, predicted), 1)
+    return counts
+
+
+def per_class_accuracy(confusion: np.ndarray) -> list[float]:
+    totals = confusion.sum(axis=1)
+    return [float(confusion[i, i] / totals[i]) if totals[i] else 0.0 for i in range(len(totals))]
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def write_predictions(path: Path, actual: np.ndarray, predicted: np.ndarray) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["actual", "predicted"])
+        writer.writerows((CLASS_NAMES[a], CLASS_NAMES[p]) for a, p in zip(actual, predicted))
+
+
+def plot_confusion(confusion: np.ndarray, title: str) -> plt.Figure:
+    figure, axes = plt.subplots(figsize=(8, 7))
+    axes.imshow(confusion, cmap="Blues")
+    for (row, col), count in np.ndenumerate(confusion):
+        color = "white" if count > confusion.max() / 2 else "black"
+        axes.text(col, row, str(count), ha="center", va="center", fontsize=7, color=color)
+    axes.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES, rotation=45, ha="right")
+    axes.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("actual")
+    axes.set_title(f"{title}: confusion matrix on the test split")
+    figure.tight_layout()
+    return figure
+
+
+def plot_misclassified(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray) -> plt.Figure:
+    wrong = np.flatnonzero(labels != predicted)[:MISCLASSIFIED_SHOWN]
+    figure, grid = plt.subplots(5, 5, figsize=(9, 10))
+    for axes in grid.flat:
+        axes.axis("off")
+    for axes, index in zip(grid.flat, wrong):
+        axes.imshow(images[index].squeeze(), cmap="gray_r")
+        axes.set_title(f"{CLASS_NAMES[labels[index]]}\nas {CLASS_NAMES[predicted[index]]}", fontsize=8)
+    figure.suptitle(f"First {len(wrong)} misclassified test images (actual / predicted)")
+    figure.tight_layout()
+    return figure
+
+
+def save_figure(figure: plt.Figure, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=80, metadata={"Software": None})
+    plt.close(figure)
+
+
+def _load_model(path: Path) -> keras.Model:
+    if not path.exists():
+        raise PipelineError(f"{path} is missing; run the train stage for this model first")
+    return keras.models.load_model(path)
+
+
+def _load_test(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path) as data:
+            return data["images"][..., np.newaxis], data["labels"]
+    except FileNotFoundError:
+        raise PipelineError(f"{path} is missing; run the split stage first") from None
+
+
+def _cli() -> None:
+    parser = cli.stage_parser(__doc__)
+    parser.add_argument("--model-file", type=Path, required=True, help="trained .keras model")
+    parser.add_argument("--data", type=Path, required=True, help="folder with test.npz")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
+    parser.add_argument("--predictions", type=Path, required=True, help="actual,predicted CSV to write")
+    parser.add_argument("--figures", type=Path, required=True, help="folder for the PNG figures")
+    args = parser.parse_args()
+    main(args.model_file, args.data, args.metrics, args.predictions, args.figures)
+
+
+if __name__ == "__main__":
+    cli.run(_cli)

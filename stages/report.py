@@ -1,0 +1,105 @@
+"""Stage `report`: one table and one figure comparing the three depths.
+
+    python -m stages.report --metrics metrics --out metrics/results.md \
+        --figure metrics/figures/validation_curves.png
+
+Reads, per model, `metrics/<model>.json` (from evaluate) and the DVCLive folder
+`metrics/train/<model>/` (from train); writes a Markdown table (parameters, test
+accuracy and loss, epochs, training time) and a PNG of the validation curves.
+"""
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from stages.common import cli  # noqa: E402
+from stages.common.errors import PipelineError  # noqa: E402
+from stages.common.files import atomic_path  # noqa: E402
+
+HEADER = ("model", "parameters", "test accuracy", "test loss", "epochs", "training time")
+
+
+def main(models: list[str], metrics_dir: Path, report_out: Path, figure_out: Path) -> None:
+    rows = [table_row(model, metrics_dir) for model in models]
+    with atomic_path(report_out) as tmp:
+        tmp.write_text(render_table(rows))
+    curves = {model: validation_curve(metrics_dir / "train" / model) for model in models}
+    figure = plot_curves(curves)
+    with atomic_path(figure_out) as tmp:
+        figure.savefig(tmp, format="png", dpi=80, metadata={"Software": None})
+    plt.close(figure)
+
+
+def table_row(model: str, metrics_dir: Path) -> tuple[str, ...]:
+    test = _read_json(metrics_dir / f"{model}.json")
+    training = _read_json(metrics_dir / "train" / model / "metrics.json")
+    return (
+        model,
+        f"{test['params']:,}",
+        f"{test['accuracy']:.4f}",
+        f"{test['loss']:.4f}",
+        str(training["epochs_run"]),
+        f"{training['train_time_s'] / 60:.1f} min",
+    )
+
+
+def render_table(rows: list[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def validation_curve(live_dir: Path) -> dict[str, list[float]]:
+    """Per-epoch validation accuracy and loss, from DVCLive's TSV files."""
+    return {name: _read_tsv_column(live_dir / "plots" / "metrics" / "eval" / f"{name}.tsv", name)
+            for name in ("accuracy", "loss")}
+
+
+def plot_curves(curves: dict[str, dict[str, list[float]]]) -> plt.Figure:
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for model, curve in curves.items():
+        epochs = range(1, len(curve["accuracy"]) + 1)
+        left.plot(epochs, curve["accuracy"], marker="o", label=model)
+        right.plot(epochs, curve["loss"], marker="o", label=model)
+    for axes, name in ((left, "accuracy"), (right, "loss")):
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(f"validation {name}")
+        axes.grid(alpha=0.3)
+        axes.legend()
+    figure.suptitle("Validation curves by model depth")
+    figure.tight_layout()
+    return figure
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path} is missing; run the train and evaluate stages first") from None
+
+
+def _read_tsv_column(path: Path, column: str) -> list[float]:
+    try:
+        with path.open(newline="") as tsv:
+            return [float(row[column]) for row in csv.DictReader(tsv, delimiter="\t")]
+    except FileNotFoundError:
+        raise PipelineError(f"{path} is missing; run the train stage first") from None
+
+
+def _cli() -> None:
+    parser = cli.stage_parser(__doc__)
+    parser.add_argument("--metrics", type=Path, required=True, help="the metrics folder the other stages wrote")
+    parser.add_argument("--out", type=Path, required=True, help="Markdown results table to write")
+    parser.add_argument("--figure", type=Path, required=True, help="PNG of validation curves to write")
+    args = parser.parse_args()
+    main(list(cli.params_from(args)["models"]), args.metrics, args.out, args.figure)
+
+
+if __name__ == "__main__":
+    cli.run(_cli)

@@ -1,0 +1,59 @@
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator
+
+import pytest
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    delay_s: float = 0.0
+    content_type: str = "application/gzip"
+    declared_length: int | None = None  # a larger Content-Length than the body simulates a cut-off transfer
+
+
+class MirrorServer:
+    """A real HTTP server on 127.0.0.1; `routes[path] = Reply(...)`, anything else is a 404."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Reply] = {}
+        self.requests: list[str] = []
+        routes, requests = self.routes, self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                requests.append(self.path)
+                reply = routes.get(self.path, Reply(status=404, body=b"not found", content_type="text/plain"))
+                time.sleep(reply.delay_s)
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", reply.content_type)
+                    self.send_header("Content-Length", str(reply.declared_length or len(reply.body)))
+                    self.end_headers()
+                    self.wfile.write(reply.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def mirror_server() -> Iterator[MirrorServer]:
+    server = MirrorServer()
+    yield server
+    server.close()
