@@ -73,6 +73,7 @@ def main(model_name: str, model_settings: dict[str, Any], data_dir: Path, model_
             training_dataset(train_images, train_labels, config),
             validation_data=validation.batch(config.batch_size),
             epochs=config.epochs,
+            shuffle=False,  # training_dataset already reshuffles every epoch, seeded
             callbacks=make_callbacks(config, live),
             verbose=2,
         )
@@ -147,7 +148,7 @@ def make_callbacks(config: TrainConfig, live: Live) -> list[keras.callbacks.Call
         ))
     if config.early_stopping_patience:
         callbacks.insert(0, keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", patience=config.early_stopping_patience,
+            monitor="val_accuracy", mode="max", patience=config.early_stopping_patience,
             restore_best_weights=True, verbose=1,
         ))
     return callbacks

@@ -57,3 +57,20 @@ def mirror_server() -> Iterator[MirrorServer]:
     server = MirrorServer()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_processed(tmp_path_factory) -> "Path":
+    """data/processed for tiny data, made by the real normalize and split stages."""
+    from stages import normalize, split
+    from stages.common.idx import raw_name
+    from tests.tiny_data import GZ_NAMES, files_spec, idx_bytes, tiny_arrays
+
+    root = tmp_path_factory.mktemp("tiny")
+    raw = idx_bytes(tiny_arrays(n_train=200, n_test=50))
+    (root / "raw").mkdir()
+    for role, data in raw.items():
+        (root / "raw" / raw_name(GZ_NAMES[role])).write_bytes(data)
+    normalize.main(root / "raw", files_spec(raw), root / "interim")
+    split.main(root / "interim", root / "processed", test_size=0.2, validation_size=0.1, seed=0)
+    return root / "processed"

@@ -1,0 +1,67 @@
+"""A throw-away copy of this project, in its own git repo, pointed at tiny data served over HTTP."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import MirrorServer, Reply
+from tests.tiny_data import GZ_NAMES, files_spec, idx_bytes, tiny_arrays
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT_FILES = ["stages", "dvc.yaml", "Snakefile", "params.yaml", "params.schema.yaml", "profiles", "report", "envs"]
+ENV = {
+    **os.environ,
+    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # `python` in commands = this one
+    "DVC_NO_ANALYTICS": "1",
+    "GIT_AUTHOR_NAME": "e2e", "GIT_AUTHOR_EMAIL": "e2e@localhost",
+    "GIT_COMMITTER_NAME": "e2e", "GIT_COMMITTER_EMAIL": "e2e@localhost",
+}
+
+
+def run(cwd: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def tiny_mirror() -> tuple[str, dict]:
+    """An HTTP mirror on 127.0.0.1 serving tiny gzipped IDX files, and their `data.files` spec."""
+    import gzip
+
+    server = MirrorServer()
+    raw = idx_bytes(tiny_arrays(n_train=200, n_test=50))
+    for role, data in raw.items():
+        server.routes[f"/fmnist/{GZ_NAMES[role]}"] = Reply(body=gzip.compress(data))
+    yield f"{server.url}/fmnist/", files_spec(raw)
+    server.close()
+
+
+def make_project(root: Path, tiny_mirror: tuple[str, dict], **overrides) -> Path:
+    """Copy the project into `root`, set tiny-data params, and commit it in a fresh git+DVC repo."""
+    url, files = tiny_mirror
+    root.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, root / name)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["data"]["mirrors"] = [f"{url}missing/", url]  # the first mirror 404s: fallback is exercised
+    params["data"]["files"] = files
+    params.update(epochs=1, batch_size=32)
+    params["train"]["warmup_epochs"] = 0
+    params.update(overrides)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(root, "git", "init", "-q", "-b", "main")
+    run(root, "dvc", "init", "-q")
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "tiny project")
+    return root
