@@ -15,11 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the logs
 import keras  # noqa: E402
@@ -27,14 +23,16 @@ import keras  # noqa: E402
 from stages.common import cli  # noqa: E402
 from stages.common.classes import CLASS_NAMES  # noqa: E402
 from stages.common.errors import PipelineError  # noqa: E402
+from stages.common.figures import plt, save_figure  # noqa: E402
 from stages.common.files import atomic_path  # noqa: E402
+from stages.common.splits import load_split  # noqa: E402
 
 MISCLASSIFIED_SHOWN = 25
 
 
 def main(model_file: Path, data_dir: Path, metrics_out: Path, predictions_out: Path, figures_dir: Path) -> None:
     model = _load_model(model_file)
-    images, labels = _load_test(data_dir / "test.npz")
+    images, labels = load_split(data_dir / "test.npz")
     loss, accuracy = model.evaluate(images, labels, batch_size=512, verbose=0)
     predicted = model.predict(images, batch_size=512, verbose=0).argmax(axis=1)
     confusion = confusion_matrix(labels, predicted)
@@ -103,24 +101,10 @@ def plot_misclassified(images: np.ndarray, labels: np.ndarray, predicted: np.nda
     return figure
 
 
-def save_figure(figure: plt.Figure, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=80, metadata={"Software": None})
-    plt.close(figure)
-
-
 def _load_model(path: Path) -> keras.Model:
     if not path.exists():
         raise PipelineError(f"{path} is missing; run the train stage for this model first")
     return keras.models.load_model(path)
-
-
-def _load_test(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with np.load(path) as data:
-            return data["images"][..., np.newaxis], data["labels"]
-    except FileNotFoundError:
-        raise PipelineError(f"{path} is missing; run the split stage first") from None
 
 
 def _cli() -> None:

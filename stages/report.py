@@ -13,14 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from stages.common import cli  # noqa: E402
-from stages.common.errors import PipelineError  # noqa: E402
-from stages.common.files import atomic_path  # noqa: E402
+from stages.common import cli
+from stages.common.errors import PipelineError
+from stages.common.figures import plt, save_figure
+from stages.common.files import atomic_path
 
 HEADER = ("model", "parameters", "test accuracy", "test loss", "epochs", "training time")
 
@@ -30,10 +26,7 @@ def main(models: list[str], metrics_dir: Path, report_out: Path, figure_out: Pat
     with atomic_path(report_out) as tmp:
         tmp.write_text(render_table(rows))
     curves = {model: validation_curve(metrics_dir / "train" / model) for model in models}
-    figure = plot_curves(curves)
-    with atomic_path(figure_out) as tmp:
-        figure.savefig(tmp, format="png", dpi=80, metadata={"Software": None})
-    plt.close(figure)
+    save_figure(plot_curves(curves), figure_out)
 
 
 def table_row(model: str, metrics_dir: Path) -> tuple[str, ...]:

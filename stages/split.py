@@ -16,6 +16,7 @@ import numpy as np
 from stages.common import cli
 from stages.common.errors import PipelineError
 from stages.common.files import atomic_dir
+from stages.common.splits import save_split
 
 
 def main(interim_dir: Path, out_dir: Path, test_size: float, validation_size: float, seed: int) -> None:
@@ -25,7 +26,7 @@ def main(interim_dir: Path, out_dir: Path, test_size: float, validation_size: fl
     validation, train = (rest[part] for part in stratified_split(labels[rest], validation_size, rng))
     with atomic_dir(out_dir) as tmp:
         for name, indices in (("train", train), ("validation", validation), ("test", test)):
-            np.savez(tmp / f"{name}.npz", images=images[indices], labels=labels[indices])
+            save_split(tmp / f"{name}.npz", images[indices], labels[indices])
 
 
 def stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -26,6 +26,7 @@ from stages.common import cli
 from stages.common.errors import PipelineError
 from stages.common.files import atomic_path
 from stages.common.models import MODELS, build_model
+from stages.common.splits import load_split
 
 
 @dataclass(frozen=True)
@@ -81,15 +82,6 @@ def main(model_name: str, model_settings: dict[str, Any], data_dir: Path, model_
         live.summary["epochs_run"] = len(history.history["loss"])
     with atomic_path(model_out) as tmp:
         model.save(tmp)
-
-
-def load_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Images with a channel axis (N, 28, 28, 1) and labels, from a split's .npz."""
-    try:
-        with np.load(path) as data:
-            return data["images"][..., np.newaxis], data["labels"]
-    except FileNotFoundError:
-        raise PipelineError(f"{path} is missing; run the split stage first") from None
 
 
 def training_dataset(images: np.ndarray, labels: np.ndarray, config: TrainConfig) -> tf.data.Dataset:
