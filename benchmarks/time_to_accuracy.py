@@ -53,16 +53,11 @@ def run_naive(model_name: str, settings: dict, data: Path, epochs: int, target: 
 
 def run_defaults(model_name: str, settings: dict, data: Path, config: train.TrainConfig, target: float) -> TimeToTarget:
     train.keras.utils.set_random_seed(config.seed)
-    images, labels = train.load_split(data / "train.npz")
-    validation = train.tf.data.Dataset.from_tensor_slices(train.load_split(data / "validation.npz"))
-    model = train.build_model(model_name, settings)
-    steps_per_epoch = -(-len(labels) // config.batch_size)
-    model.compile(optimizer=train.make_optimizer(config, steps_per_epoch), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    train_split = train.load_split(data / "train.npz")
+    model = train.compile_model(model_name, settings, config, train_size=len(train_split[1]))
     timer = TimeToTarget(target)
-    callbacks = [c for c in train.make_callbacks(config, live=None) if not isinstance(c, train.DVCLiveCallback)]
-    model.fit(train.training_dataset(images, labels, config), validation_data=validation.batch(config.batch_size),
-              epochs=config.epochs, shuffle=False, callbacks=[*callbacks, timer], verbose=2)
+    train.fit(model, train_split, train.load_split(data / "validation.npz"), config,
+              [*train.make_callbacks(config, live=None), timer])
     return timer
 
 

@@ -58,30 +58,42 @@ def main(model_name: str, model_settings: dict[str, Any], data_dir: Path, model_
          live_dir: Path, config: TrainConfig) -> None:
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
-    train_images, train_labels = load_split(data_dir / "train.npz")
-    validation = tf.data.Dataset.from_tensor_slices(load_split(data_dir / "validation.npz"))
-    steps_per_epoch = -(-len(train_labels) // config.batch_size)
-
-    model = build_model(model_name, model_settings)
-    model.compile(
-        optimizer=make_optimizer(config, steps_per_epoch),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    train_split = load_split(data_dir / "train.npz")
+    validation_split = load_split(data_dir / "validation.npz")
+    model = compile_model(model_name, model_settings, config, train_size=len(train_split[1]))
     with Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
         started = time.perf_counter()
-        history = model.fit(
-            training_dataset(train_images, train_labels, config),
-            validation_data=validation.batch(config.batch_size),
-            epochs=config.epochs,
-            shuffle=False,  # training_dataset already reshuffles every epoch, seeded
-            callbacks=make_callbacks(config, live),
-            verbose=2,
-        )
+        history = fit(model, train_split, validation_split, config, make_callbacks(config, live))
         live.summary["train_time_s"] = round(time.perf_counter() - started, 1)
         live.summary["epochs_run"] = len(history.history["loss"])
     with atomic_path(model_out) as tmp:
         model.save(tmp)
+
+
+def compile_model(model_name: str, model_settings: dict[str, Any], config: TrainConfig,
+                  train_size: int) -> keras.Sequential:
+    """The model with its optimizer; the schedule counts steps, so it needs the training-set size."""
+    model = build_model(model_name, model_settings)
+    model.compile(
+        optimizer=make_optimizer(config, steps_per_epoch=-(-train_size // config.batch_size)),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def fit(model: keras.Model, train_split: tuple[np.ndarray, np.ndarray],
+        validation_split: tuple[np.ndarray, np.ndarray], config: TrainConfig,
+        callbacks: list[keras.callbacks.Callback]) -> keras.callbacks.History:
+    """Train for `config.epochs` (or until early stopping), validating after every epoch."""
+    return model.fit(
+        training_dataset(*train_split, config),
+        validation_data=tf.data.Dataset.from_tensor_slices(validation_split).batch(config.batch_size),
+        epochs=config.epochs,
+        shuffle=False,  # training_dataset already reshuffles every epoch, seeded
+        callbacks=callbacks,
+        verbose=2,
+    )
 
 
 def training_dataset(images: np.ndarray, labels: np.ndarray, config: TrainConfig) -> tf.data.Dataset:
@@ -131,9 +143,9 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
     raise PipelineError(f"unknown optimizer {config.optimizer!r}; choose adam, adamw, sgd or rmsprop")
 
 
-def make_callbacks(config: TrainConfig, live: Live) -> list[keras.callbacks.Callback]:
-    """DVCLive logging, plus the validation-driven plateau schedule and early stopping if enabled."""
-    callbacks: list[keras.callbacks.Callback] = [DVCLiveCallback(live=live)]
+def make_callbacks(config: TrainConfig, live: Live | None) -> list[keras.callbacks.Callback]:
+    """The validation-driven plateau schedule and early stopping if enabled, then DVCLive logging if `live`."""
+    callbacks: list[keras.callbacks.Callback] = [DVCLiveCallback(live=live)] if live else []
     if config.schedule == "plateau":
         callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=config.decay_rate, patience=config.decay_epochs, verbose=1,
