@@ -43,6 +43,13 @@ def test_full_run_produces_the_same_files_as_dvc(workflow):
         assert (workflow / path).exists(), path
 
 
+def test_fresh_clone_with_committed_metrics_plans_the_whole_pipeline(tmp_path, tiny_mirror):
+    root = make_project(tmp_path / "clone", tiny_mirror)
+    shutil.copytree(REPO / "metrics", root / "metrics")  # as committed, but no data or models
+    assert dry_run(root) == {"download": 1, "normalize": 1, "split": 1, "train": 3, "evaluate": 3,
+                             "report": 1, "all": 1}
+
+
 def test_second_run_has_nothing_to_do(workflow):
     assert dry_run(workflow) == {}
 
