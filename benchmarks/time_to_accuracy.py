@@ -16,8 +16,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from stages import train
 from stages.common.params import load_params
+from stages.common.splits import load_split
 
 TARGETS = {"1_layer": 0.918, "2_layer": 0.929, "3_layer": 0.933}
 
@@ -39,24 +42,28 @@ class TimeToTarget(train.keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def run_naive(model_name: str, settings: dict, data: Path, epochs: int, target: float, seed: int) -> TimeToTarget:
+Split = tuple[np.ndarray, np.ndarray]  # (images, labels), as load_split returns them
+
+
+def run_naive(model_name: str, settings: dict, splits: dict[str, Split], epochs: int, target: float,
+              seed: int) -> TimeToTarget:
     train.keras.utils.set_random_seed(seed)
-    images, labels = train.load_split(data / "train.npz")
+    images, labels = splits["train"]
     model = train.build_model(model_name, settings)
     model.compile(optimizer=train.keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     timer = TimeToTarget(target)
-    model.fit(images, labels, batch_size=128, epochs=epochs, validation_data=train.load_split(data / "validation.npz"),
+    model.fit(images, labels, batch_size=128, epochs=epochs, validation_data=splits["validation"],
               callbacks=[timer], verbose=2)
     return timer
 
 
-def run_defaults(model_name: str, settings: dict, data: Path, config: train.TrainConfig, target: float) -> TimeToTarget:
+def run_defaults(model_name: str, settings: dict, splits: dict[str, Split], config: train.TrainConfig,
+                 target: float) -> TimeToTarget:
     train.keras.utils.set_random_seed(config.seed)
-    train_split = train.load_split(data / "train.npz")
-    model = train.compile_model(model_name, settings, config, train_size=len(train_split[1]))
+    model = train.compile_model(model_name, settings, config, train_size=len(splits["train"][1]))
     timer = TimeToTarget(target)
-    train.fit(model, train_split, train.load_split(data / "validation.npz"), config,
+    train.fit(model, splits["train"], splits["validation"], config,
               [*train.make_callbacks(config, live=None), timer])
     return timer
 
@@ -78,11 +85,12 @@ def main() -> None:
     epochs = args.max_epochs or config.epochs
     config = replace(config, epochs=epochs)
 
+    splits = {name: load_split(args.data / f"{name}.npz") for name in ("train", "validation")}
     rows = []
     for name in args.models:
         settings, target = params["models"][name], TARGETS[name]
-        naive = run_naive(name, settings, args.data, epochs, target, config.seed)
-        defaults = run_defaults(name, settings, args.data, config, target)
+        naive = run_naive(name, settings, splits, epochs, target, config.seed)
+        defaults = run_defaults(name, settings, splits, config, target)
         ratio = (f"{naive.seconds / defaults.seconds:.2f}x" if naive.seconds and defaults.seconds else "n/a")
         rows.append((name, target, describe(naive), describe(defaults), ratio))
 
