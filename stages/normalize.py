@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.common import cli
-from stages.common.errors import PipelineError
+from stages.common.errors import PipelineError, written_by
 from stages.common.files import atomic_dir
 from stages.common.idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx, raw_name
 
@@ -39,8 +39,10 @@ def main(raw_dir: Path, files: dict[str, dict[str, str]], out_dir: Path) -> None
 def read_pair(raw_dir: Path, images_name: str, labels_name: str) -> tuple[np.ndarray, np.ndarray]:
     """Parse one images/labels pair, checking that counts agree and labels are classes 0-9."""
     images_path, labels_path = raw_dir / raw_name(images_name), raw_dir / raw_name(labels_name)
-    images = parse_idx(_read(images_path), IMAGES_MAGIC, str(images_path))
-    labels = parse_idx(_read(labels_path), LABELS_MAGIC, str(labels_path))
+    with written_by("download stage (dvc repro download)"):
+        images_bytes, labels_bytes = images_path.read_bytes(), labels_path.read_bytes()
+    images = parse_idx(images_bytes, IMAGES_MAGIC, str(images_path))
+    labels = parse_idx(labels_bytes, LABELS_MAGIC, str(labels_path))
     if images.ndim != 3 or labels.ndim != 1:
         raise PipelineError(
             f"{images_path} must hold 3-D images and {labels_path} 1-D labels, got "
@@ -59,13 +61,6 @@ def read_pair(raw_dir: Path, images_name: str, labels_name: str) -> tuple[np.nda
 def scale(images: np.ndarray) -> np.ndarray:
     """uint8 pixels to float32 in [0, 1]."""
     return images.astype(np.float32) / np.float32(255)
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise PipelineError(f"{path} is missing; run the download stage first (dvc repro download)") from None
 
 
 def _cli() -> None:

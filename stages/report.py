@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.common import cli
-from stages.common.errors import PipelineError
+from stages.common.errors import written_by
 from stages.common.figures import plt, save_figure
 from stages.common.files import atomic_path
 
@@ -71,18 +71,13 @@ def plot_curves(curves: dict[str, dict[str, list[float]]]) -> plt.Figure:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
+    with written_by("train and evaluate stages"):
         return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise PipelineError(f"{path} is missing; run the train and evaluate stages first") from None
 
 
 def _read_tsv_column(path: Path, column: str) -> list[float]:
-    try:
-        with path.open(newline="") as tsv:
-            return [float(row[column]) for row in csv.DictReader(tsv, delimiter="\t")]
-    except FileNotFoundError:
-        raise PipelineError(f"{path} is missing; run the train stage first") from None
+    with written_by("train stage"), path.open(newline="") as tsv:
+        return [float(row[column]) for row in csv.DictReader(tsv, delimiter="\t")]
 
 
 def _cli() -> None:

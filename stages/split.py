@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from stages.common import cli
-from stages.common.errors import PipelineError
+from stages.common.errors import written_by
 from stages.common.files import atomic_dir
 from stages.common.splits import save_split
 
 
 def main(interim_dir: Path, out_dir: Path, test_size: float, validation_size: float, seed: int) -> None:
-    images, labels = _load(interim_dir)
+    with written_by("normalize stage"):
+        images, labels = np.load(interim_dir / "images.npy"), np.load(interim_dir / "labels.npy")
     rng = np.random.default_rng(seed)
     test, rest = stratified_split(labels, test_size, rng)
     validation, train = (rest[part] for part in stratified_split(labels[rest], validation_size, rng))
@@ -38,13 +39,6 @@ def stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generat
         held_out.append(members[:cut])
         kept.append(members[cut:])
     return rng.permutation(np.concatenate(held_out)), rng.permutation(np.concatenate(kept))
-
-
-def _load(interim_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        return np.load(interim_dir / "images.npy"), np.load(interim_dir / "labels.npy")
-    except FileNotFoundError as exc:
-        raise PipelineError(f"{exc.filename} is missing; run the normalize stage first") from None
 
 
 def _cli() -> None:

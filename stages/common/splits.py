@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.errors import PipelineError
+from stages.common.errors import written_by
 
 
 def save_split(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
@@ -13,8 +13,5 @@ def save_split(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
 
 def load_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Images with a channel axis (N, 28, 28, 1), as the models take them, and labels."""
-    try:
-        with np.load(path) as data:
-            return data["images"][..., np.newaxis], data["labels"]
-    except FileNotFoundError:
-        raise PipelineError(f"{path} is missing; run the split stage first") from None
+    with written_by("split stage"), np.load(path) as data:
+        return data["images"][..., np.newaxis], data["labels"]
