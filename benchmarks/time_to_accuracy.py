@@ -17,7 +17,6 @@ against the defaults' time to target.
 Needs data/processed from the pipeline (`dvc repro split`).
 """
 
-import argparse
 import time
 from pathlib import Path
 
@@ -25,7 +24,6 @@ import numpy as np
 
 from stages import train
 from stages.common import cli
-from stages.common.params import load_params
 from stages.common.splits import load_split
 
 TARGETS = {"1_layer": 0.918, "2_layer": 0.929, "3_layer": 0.933}
@@ -92,15 +90,13 @@ def speed_up(naive: TimeToTarget, defaults: TimeToTarget) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.stage_parser(__doc__)  # --params and --set, as the stages take them
     parser.add_argument("--models", nargs="+", default=list(TARGETS))
     parser.add_argument("--naive-epochs", type=int, default=None,
                         help="cap for the naive recipe (default: twice params.yaml's epochs)")
     parser.add_argument("--data", type=Path, default=Path("data/processed"))
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a param of the defaults, e.g. --set epochs=12 (repeatable)")
     args = parser.parse_args()
-    params = load_params("params.yaml", args.set)
+    params = cli.params_from(args)
     config = train.TrainConfig.from_params(params)
     naive_epochs = args.naive_epochs or 2 * config.epochs
 
