@@ -25,7 +25,7 @@ from dvclive.keras import DVCLiveCallback  # noqa: E402
 from stages.common import cli
 from stages.common.errors import PipelineError
 from stages.common.files import atomic_path
-from stages.common.models import MODELS, build_model
+from stages.common.models import MODELS, NUM_CLASSES, build_model
 from stages.common.splits import load_split
 
 
@@ -47,6 +47,7 @@ class TrainConfig:
     weight_decay: float
     early_stopping_patience: int
     horizontal_flip: bool
+    label_smoothing: float
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "TrainConfig":
@@ -76,7 +77,8 @@ def compile_model(model_name: str, model_settings: dict[str, Any], config: Train
     model = build_model(model_name, model_settings)
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch=-(-train_size // config.batch_size)),
-        loss="sparse_categorical_crossentropy",
+        # Keras 3's sparse loss has no label smoothing, hence one-hot labels (see `one_hot`).
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
     return model
@@ -88,7 +90,7 @@ def fit(model: keras.Model, train_split: tuple[np.ndarray, np.ndarray],
     """Train for `config.epochs` (or until early stopping), validating after every epoch."""
     return model.fit(
         training_dataset(*train_split, config),
-        validation_data=tf.data.Dataset.from_tensor_slices(validation_split).batch(config.batch_size),
+        validation_data=tf.data.Dataset.from_tensor_slices(validation_split).batch(config.batch_size).map(one_hot),
         epochs=config.epochs,
         shuffle=False,  # training_dataset already reshuffles every epoch, seeded
         callbacks=callbacks,
@@ -97,7 +99,7 @@ def fit(model: keras.Model, train_split: tuple[np.ndarray, np.ndarray],
 
 
 def training_dataset(images: np.ndarray, labels: np.ndarray, config: TrainConfig) -> tf.data.Dataset:
-    """Seeded shuffle each epoch, batching, and (optionally) random left-right flips."""
+    """Seeded shuffle each epoch, batching, (optionally) random left-right flips, one-hot labels."""
     dataset = (
         tf.data.Dataset.from_tensor_slices((images, labels))
         .shuffle(len(labels), seed=config.seed, reshuffle_each_iteration=True)
@@ -105,7 +107,12 @@ def training_dataset(images: np.ndarray, labels: np.ndarray, config: TrainConfig
     )
     if config.horizontal_flip:
         dataset = dataset.map(lambda x, y: (tf.image.random_flip_left_right(x, seed=config.seed), y))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return dataset.map(one_hot).prefetch(tf.data.AUTOTUNE)
+
+
+def one_hot(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The stored class indices as one-hot rows, which the label-smoothing loss needs."""
+    return images, tf.one_hot(tf.cast(labels, tf.int32), NUM_CLASSES)
 
 
 def make_schedule(config: TrainConfig, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:

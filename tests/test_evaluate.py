@@ -54,6 +54,12 @@ def test_confusion_matrix_and_per_class_accuracy():
     assert evaluate.per_class_accuracy(confusion)[:4] == [0.5, pytest.approx(2 / 3), 1.0, 0.0]
 
 
+def test_test_loss_is_plain_cross_entropy():
+    probabilities = np.array([[0.5, 0.5, 0.0], [0.25, 0.0, 0.75]])
+    assert evaluate.cross_entropy(probabilities, np.array([0, 2])) == pytest.approx(-(np.log(0.5) + np.log(0.75)) / 2)
+    assert evaluate.cross_entropy(probabilities, np.array([2, 1])) == pytest.approx(-np.log(1e-7))  # clipped, not inf
+
+
 def test_missing_model_says_what_to_run(tiny_processed, tmp_path):
     with pytest.raises(PipelineError, match="run the train stage"):
         evaluate.main(tmp_path / "none.keras", tiny_processed, tmp_path / "m.json", tmp_path / "p.csv", tmp_path)

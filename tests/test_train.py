@@ -110,6 +110,25 @@ def test_no_early_stopping_when_patience_is_zero():
     assert not any(isinstance(c, train.keras.callbacks.EarlyStopping) for c in train.make_callbacks(BASE, None))
 
 
+def test_training_batches_carry_one_hot_labels():
+    labels = np.array([3, 0, 9, 3], dtype=np.uint8)
+    images = np.zeros((4, 28, 28, 1), dtype=np.float32)
+    batches = list(train.training_dataset(images, labels, replace(BASE, batch_size=4)))
+    one_hot = batches[0][1].numpy()
+    assert one_hot.shape == (4, 10) and (one_hot.sum(axis=1) == 1).all()
+    assert sorted(one_hot.argmax(axis=1)) == sorted(labels)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_label_smoothing_penalises_certainty(smoothing):
+    model = train.compile_model("1_layer", {"conv_dropout": 0.1}, replace(BASE, label_smoothing=smoothing), 100)
+    certain = np.array([[1.0 - 9e-7] + [1e-7] * 9])
+    loss = float(model.loss(np.eye(10)[:1], certain))
+    # Smoothing spreads `smoothing` of the target over all ten classes, so a certain
+    # prediction pays for it; without smoothing it is (nearly) free.
+    assert loss == pytest.approx(0.0, abs=1e-5) if smoothing == 0 else loss > smoothing
+
+
 def train_tiny(processed: Path, out: Path, **changes):
     config = replace(train.TrainConfig.from_params(PARAMS), epochs=2, batch_size=32, **changes)
     train.main("1_layer", {"conv_dropout": 0.1}, processed, out / "model.keras", out / "live", config)
