@@ -1,28 +1,39 @@
 # The same pipeline as dvc.yaml, for Snakemake (and for clusters: see profiles/slurm).
-# Rules run the same commands on the same paths. Every param a command reads is pinned
-# with `--set` from the rule's `params:`, so Snakemake reruns a job exactly when a value
-# it uses changes, including `--config lr=0.01` overrides.
+#
+# One wiring, written twice and checked: each file reads as its own tool's users expect,
+# and tests/test_wiring.py asks DVC for its stages and Snakemake for its jobs and fails on
+# any difference in command, params read, outputs or code inputs. Deriving one file from
+# the other would hide the pipeline behind a generator; a test is simpler.
+#
+# Rules run the same `python -m stages.<stage>` commands on the same paths. Every param a
+# command reads is pinned with `--set` from the rule's `params:`, so Snakemake reruns a job
+# exactly when a value it uses changes (`--config lr=0.01` included), and every source file
+# it runs is an input (computed from the imports), so editing code reruns what runs it.
 
-from stages.common.params import as_set_args, validate
+from snakemake.utils import min_version
 
-configfile: "params.yaml"
+from stages.common.code import code_files
+from stages.common.params import as_set_args, snakemake_params
 
+min_version("9.0")
 
-validate(config, source="Snakemake config (params.yaml and --config)")
-
-MODELS = list(config["models"])
+# params.yaml, read as DVC reads it (YAML 1.2), with `--config` overrides on top. Not a
+# `configfile:`, whose YAML 1.1 reader takes `lr: 5e-05` for a string.
+PARAMS = snakemake_params("params.yaml", config)
+MODELS = list(PARAMS["models"])
 TRAIN_PARAMS = ["seed", "lr", "epochs", "batch_size", "optimizer", "momentum", "train"]
+CONDA_ENV = "envs/pipeline.yaml"  # used with --use-conda; a prepared virtualenv needs none
+
 
 wildcard_constraints:
     model="|".join(MODELS),
 
-report: "report/workflow.rst"
 
-CONDA_ENV = "envs/pipeline.yaml"  # used with --use-conda; a prepared virtualenv needs none
+report: "report/workflow.rst"
 
 
 def pinned(*keys):
-    return as_set_args(config, keys)
+    return as_set_args(PARAMS, keys)
 
 
 rule all:
@@ -30,11 +41,12 @@ rule all:
         # The models are not in git, so asking for them makes a fresh clone (whose
         # committed metrics/ would otherwise look up to date) run the whole pipeline.
         expand("models/{model}.keras", model=MODELS),
-        expand("metrics/{model}.json", model=MODELS),
         "metrics/results.md",
 
 
 rule download:
+    input:
+        code=code_files("stages.download"),
     output:
         directory("data/raw"),
     params:
@@ -55,7 +67,8 @@ rule download:
 
 rule normalize:
     input:
-        "data/raw",
+        code=code_files("stages.normalize"),
+        raw=rules.download.output[0],
     output:
         directory("data/interim"),
     params:
@@ -71,12 +84,13 @@ rule normalize:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m stages.normalize --raw {input} --out {output} {params.values} > {log} 2>&1"
+        "python -m stages.normalize --raw {input.raw} --out {output} {params.values} > {log} 2>&1"
 
 
 rule split:
     input:
-        "data/interim",
+        code=code_files("stages.split"),
+        interim=rules.normalize.output[0],
     output:
         directory("data/processed"),
     params:
@@ -92,12 +106,13 @@ rule split:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m stages.split --interim {input} --out {output} {params.values} > {log} 2>&1"
+        "python -m stages.split --interim {input.interim} --out {output} {params.values} > {log} 2>&1"
 
 
 rule train:
     input:
-        "data/processed",
+        code=code_files("stages.train"),
+        data=rules.split.output[0],
     output:
         model="models/{model}.keras",
         live=directory("metrics/train/{model}"),
@@ -115,16 +130,18 @@ rule train:
         runtime=60,
         gpu=0,  # CPU by default; profiles/slurm asks for one GPU per training job
     shell:
-        "python -m stages.train --model {wildcards.model} --data {input}"
+        "python -m stages.train --model {wildcards.model} --data {input.data}"
         " --out {output.model} --live {output.live} {params.values} > {log} 2>&1"
 
 
 rule evaluate:
     input:
-        model="models/{model}.keras",
-        data="data/processed",
+        code=code_files("stages.evaluate"),
+        model=rules.train.output.model,
+        data=rules.split.output[0],
     output:
-        metrics=report("metrics/{model}.json", category="Metrics", subcategory="{model}"),
+        metrics=report("metrics/test/{model}.json", category="Metrics", subcategory="{model}"),
+        details="metrics/details/{model}.json",
         predictions="metrics/predictions/{model}.csv",
         confusion=report("metrics/figures/{model}/confusion.png", category="Confusion matrices"),
         misclassified=report("metrics/figures/{model}/misclassified.png", category="Misclassified"),
@@ -140,14 +157,16 @@ rule evaluate:
         runtime=10,
     shell:
         "python -m stages.evaluate --model-file {input.model} --data {input.data}"
-        " --metrics {output.metrics} --predictions {output.predictions}"
+        " --metrics {output.metrics} --details {output.details} --predictions {output.predictions}"
         " --figures metrics/figures/{wildcards.model} > {log} 2>&1"
 
 
 rule report:
     input:
-        expand("metrics/{model}.json", model=MODELS),
-        expand("metrics/train/{model}", model=MODELS),
+        code=code_files("stages.report"),
+        test=expand(rules.evaluate.output.metrics, model=MODELS),
+        details=expand(rules.evaluate.output.details, model=MODELS),
+        train=expand(rules.train.output.live, model=MODELS),
     output:
         table=report("metrics/results.md", category="Results"),
         figure=report("metrics/figures/validation_curves.png", category="Results"),

@@ -1,52 +1,57 @@
 """Stage `evaluate@<model>`: score a trained model on the held-out test split.
 
-    python -m stages.evaluate --model-file models/2_layer.keras --data data/processed \
-        --metrics metrics/2_layer.json --predictions metrics/predictions/2_layer.csv \
-        --figures metrics/figures/2_layer
+    python -m stages.evaluate --model-file models/conv2.keras --data data/processed \
+        --metrics metrics/test/conv2.json --details metrics/details/conv2.json \
+        --predictions metrics/predictions/conv2.csv --figures metrics/figures/conv2
 
-Writes the metrics (test accuracy and loss, parameter count, per-class accuracy), one
-`actual,predicted` row per test image (DVC's confusion-matrix plot reads it), and two
-PNGs: the confusion matrix and a grid of misclassified test images.
+Writes the metrics (test accuracy and loss), the details (parameter count, per-class
+accuracy), one `actual,predicted` row per test image (DVC's confusion-matrix plot reads
+it), and two PNGs: the confusion matrix and a grid of misclassified test images.
 """
 
 import csv
 import json
-import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the logs
-import keras  # noqa: E402
-
-from stages.common import cli  # noqa: E402
-from stages.common.classes import CLASS_NAMES  # noqa: E402
-from stages.common.errors import PipelineError  # noqa: E402
-from stages.common.figures import plt, save_figure  # noqa: E402
-from stages.common.files import atomic_path  # noqa: E402
-from stages.common.splits import load_split  # noqa: E402
+from stages.common import cli
+from stages.common.classes import CLASS_NAMES
+from stages.common.errors import PipelineError
+from stages.common.figures import plt, save_figure
+from stages.common.files import atomic_path
+from stages.common.splits import load_split
+from stages.common.tensorflow import keras
 
 MISCLASSIFIED_SHOWN = 25
 
 
-def main(model_file: Path, data_dir: Path, metrics_out: Path, predictions_out: Path, figures_dir: Path) -> None:
+def main(model_file: Path, data_dir: Path, metrics_out: Path, details_out: Path, predictions_out: Path,
+         figures_dir: Path) -> None:
     model = _load_model(model_file)
     images, labels = load_split(data_dir / "test.npz")
     probabilities = model.predict(images, batch_size=512, verbose=0)
     predicted = probabilities.argmax(axis=1)
     confusion = confusion_matrix(labels, predicted)
+    # Every output is written to a temporary file first and all are renamed together at
+    # the end, so a failure leaves the previous set whole rather than a mix of old and new.
+    with ExitStack() as outputs:
+        def output(path: Path) -> Path:
+            return outputs.enter_context(atomic_path(path))
 
-    write_json(metrics_out, {
-        "accuracy": float(np.mean(predicted == labels)),
-        "loss": cross_entropy(probabilities, labels),
-        "params": model.count_params(),
-        "per_class_accuracy": dict(zip(CLASS_NAMES, per_class_accuracy(confusion))),
-    })
-    write_predictions(predictions_out, labels, predicted)
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    save_figure(plot_confusion(confusion, model.name), figures_dir / "confusion.png")
-    save_figure(plot_misclassified(images, labels, predicted), figures_dir / "misclassified.png")
+        write_json(output(metrics_out), {
+            "accuracy": float(np.mean(predicted == labels)),
+            "loss": cross_entropy(probabilities, labels),
+        })
+        write_json(output(details_out), {
+            "params": model.count_params(),
+            "per_class_accuracy": dict(zip(CLASS_NAMES, per_class_accuracy(confusion))),
+        })
+        write_predictions(output(predictions_out), labels, predicted)
+        save_figure(plot_confusion(confusion, model.name), output(figures_dir / "confusion.png"))
+        save_figure(plot_misclassified(images, labels, predicted), output(figures_dir / "misclassified.png"))
 
 
 def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -68,12 +73,11 @@ def per_class_accuracy(confusion: np.ndarray) -> list[float]:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
+    path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def write_predictions(path: Path, actual: np.ndarray, predicted: np.ndarray) -> None:
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as out:
+    with path.open("w", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(["actual", "predicted"])
         writer.writerows((CLASS_NAMES[a], CLASS_NAMES[p]) for a, p in zip(actual, predicted))
@@ -117,11 +121,13 @@ def _cli() -> None:
     parser = cli.stage_parser(__doc__)
     parser.add_argument("--model-file", type=Path, required=True, help="trained .keras model")
     parser.add_argument("--data", type=Path, required=True, help="folder with test.npz")
-    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write (test accuracy, loss)")
+    parser.add_argument("--details", type=Path, required=True,
+                        help="JSON to write with the parameter count and per-class accuracy")
     parser.add_argument("--predictions", type=Path, required=True, help="actual,predicted CSV to write")
     parser.add_argument("--figures", type=Path, required=True, help="folder for the PNG figures")
     args = parser.parse_args()
-    main(args.model_file, args.data, args.metrics, args.predictions, args.figures)
+    main(args.model_file, args.data, args.metrics, args.details, args.predictions, args.figures)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""Stage `report`: one table and one figure comparing the three depths.
+"""Stage `report`: one table and one figure comparing the models (the three depths).
 
     python -m stages.report --metrics metrics --out metrics/results.md \
         --figure metrics/figures/validation_curves.png
 
-Reads, per model, `metrics/<model>.json` (from evaluate) and the DVCLive folder
-`metrics/train/<model>/` (from train); writes a Markdown table (parameters, test
-accuracy and loss, epochs, training time) and a PNG of the validation curves.
+Reads, per model, `metrics/test/<model>.json` and `metrics/details/<model>.json` (from
+evaluate) and the DVCLive folder `metrics/train/<model>/` (from train); writes a
+Markdown table (parameters, test accuracy and loss, epochs, training time) and a PNG of
+the validation curves.
 """
 
 import csv
@@ -23,18 +24,19 @@ HEADER = ("model", "parameters", "test accuracy", "test loss", "epochs", "traini
 
 def main(models: list[str], metrics_dir: Path, report_out: Path, figure_out: Path) -> None:
     rows = [table_row(model, metrics_dir) for model in models]
-    with atomic_path(report_out) as tmp:
-        tmp.write_text(render_table(rows))
     curves = {model: validation_curve(metrics_dir / "train" / model) for model in models}
-    save_figure(plot_curves(curves), figure_out)
+    with atomic_path(report_out) as table, atomic_path(figure_out) as figure:
+        table.write_text(render_table(rows))
+        save_figure(plot_curves(curves), figure)
 
 
 def table_row(model: str, metrics_dir: Path) -> tuple[str, ...]:
-    test = _read_json(metrics_dir / f"{model}.json")
+    test = _read_json(metrics_dir / "test" / f"{model}.json")
+    details = _read_json(metrics_dir / "details" / f"{model}.json")
     training = _read_json(metrics_dir / "train" / model / "metrics.json")
     return (
         model,
-        f"{test['params']:,}",
+        f"{details['params']:,}",
         f"{test['accuracy']:.4f}",
         f"{test['loss']:.4f}",
         str(training["epochs_run"]),

@@ -1,32 +1,29 @@
 """Stage `train@<model>`: train one of the three CNNs on the train split, steered by validation.
 
-    python -m stages.train --model 2_layer --data data/processed \
-        --out models/2_layer.keras --live metrics/train/2_layer
+    python -m stages.train --model conv2 --data data/processed \
+        --out models/conv2.keras --live metrics/train/conv2
 
 Training is seeded and deterministic: the same params on the same machine give the
 same weights. Per-epoch loss and accuracy (train and validation) are logged with
 DVCLive under `--live`, with the training time in its metrics.json.
 """
 
-import os
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the logs
-import tensorflow as tf  # noqa: E402
-import keras  # noqa: E402
-from dvclive import Live  # noqa: E402
-from dvclive.keras import DVCLiveCallback  # noqa: E402
 
 from stages.common import cli
 from stages.common.errors import PipelineError
 from stages.common.files import atomic_path
-from stages.common.models import MODELS, NUM_CLASSES, build_model
+from stages.common.models import NUM_CLASSES, build_model
 from stages.common.splits import load_split
+from stages.common.tensorflow import keras, tf
+
+if TYPE_CHECKING:
+    from dvclive import Live
 
 
 @dataclass(frozen=True)
@@ -57,6 +54,8 @@ class TrainConfig:
 
 def main(model_name: str, model_settings: dict[str, Any], data_dir: Path, model_out: Path,
          live_dir: Path, config: TrainConfig) -> None:
+    from dvclive import Live  # after stages.common.tensorflow, whose settings must come first
+
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     train_split = load_split(data_dir / "train.npz")
@@ -150,8 +149,10 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
     raise PipelineError(f"unknown optimizer {config.optimizer!r}; choose adam, adamw, sgd or rmsprop")
 
 
-def make_callbacks(config: TrainConfig, live: Live | None) -> list[keras.callbacks.Callback]:
+def make_callbacks(config: TrainConfig, live: "Live | None") -> list[keras.callbacks.Callback]:
     """The validation-driven plateau schedule and early stopping if enabled, then DVCLive logging if `live`."""
+    from dvclive.keras import DVCLiveCallback
+
     callbacks: list[keras.callbacks.Callback] = [DVCLiveCallback(live=live)] if live else []
     if config.schedule == "plateau":
         callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
@@ -167,7 +168,7 @@ def make_callbacks(config: TrainConfig, live: Live | None) -> list[keras.callbac
 
 def _cli() -> None:
     parser = cli.stage_parser(__doc__)
-    parser.add_argument("--model", required=True, help=f"one of {', '.join(MODELS)}")
+    parser.add_argument("--model", required=True, help="a key of `models` in params.yaml, e.g. conv1")
     parser.add_argument("--data", type=Path, required=True, help="folder with train.npz, validation.npz")
     parser.add_argument("--out", type=Path, required=True, help="where to save the trained .keras model")
     parser.add_argument("--live", type=Path, required=True, help="DVCLive folder for curves and summary")

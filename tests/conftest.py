@@ -1,8 +1,9 @@
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +26,7 @@ class MirrorServer:
         routes, requests = self.routes, self.requests
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 requests.append(self.path)
                 reply = routes.get(self.path, Reply(status=404, body=b"not found", content_type="text/plain"))
                 time.sleep(reply.delay_s)
@@ -60,7 +61,7 @@ def mirror_server() -> Iterator[MirrorServer]:
 
 
 @pytest.fixture(scope="session")
-def tiny_processed(tmp_path_factory) -> "Path":
+def tiny_processed(tmp_path_factory) -> Path:
     """data/processed for tiny data, made by the real normalize and split stages."""
     from stages import normalize, split
     from stages.common.idx import raw_name

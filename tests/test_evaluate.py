@@ -10,6 +10,7 @@ import yaml
 from stages import evaluate, train
 from stages.common.classes import CLASS_NAMES
 from stages.common.errors import PipelineError
+from tests.tiny_data import TINY_MODEL
 
 
 @pytest.fixture(scope="module")
@@ -17,32 +18,39 @@ def tiny_model(tiny_processed, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("model")
     config = replace(train.TrainConfig.from_params(yaml.safe_load(Path("params.yaml").read_text())),
                      epochs=1, batch_size=32)
-    train.main("1_layer", {"conv_dropout": 0.1}, tiny_processed, out / "1_layer.keras", out / "live", config)
-    return out / "1_layer.keras"
+    train.main("conv1", TINY_MODEL, tiny_processed, out / "conv1.keras", out / "live", config)
+    return out / "conv1.keras"
+
+
+def evaluate_into(folder: Path, model: Path, processed: Path) -> None:
+    evaluate.main(model, processed, folder / "m.json", folder / "d.json", folder / "p.csv", folder / "fig")
 
 
 def test_writes_metrics_predictions_and_figures(tiny_model, tiny_processed, tmp_path):
-    evaluate.main(tiny_model, tiny_processed, tmp_path / "m.json", tmp_path / "p.csv", tmp_path / "fig")
+    evaluate_into(tmp_path, tiny_model, tiny_processed)
     metrics = json.loads((tmp_path / "m.json").read_text())
+    details = json.loads((tmp_path / "d.json").read_text())
     with np.load(tiny_processed / "test.npz") as test:
         labels = test["labels"]
     with (tmp_path / "p.csv").open() as f:
         rows = list(csv.DictReader(f))
 
-    assert metrics["params"] == 173_738
+    assert set(metrics) == {"accuracy", "loss"}  # what `dvc exp show` shows per model
+    assert details["params"] == 173_738
     assert 0 <= metrics["accuracy"] <= 1 and metrics["loss"] > 0
     assert [row["actual"] for row in rows] == [CLASS_NAMES[label] for label in labels]
     correct = sum(row["actual"] == row["predicted"] for row in rows)
     assert metrics["accuracy"] == pytest.approx(correct / len(rows))
-    assert list(metrics["per_class_accuracy"]) == list(CLASS_NAMES)
+    assert list(details["per_class_accuracy"]) == list(CLASS_NAMES)
     for name in ("confusion.png", "misclassified.png"):
         assert (tmp_path / "fig" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_evaluation_is_repeatable(tiny_model, tiny_processed, tmp_path):
     for run in ("a", "b"):
-        evaluate.main(tiny_model, tiny_processed, tmp_path / run / "m.json", tmp_path / run / "p.csv", tmp_path / run)
-    assert (tmp_path / "a" / "m.json").read_bytes() == (tmp_path / "b" / "m.json").read_bytes()
+        evaluate_into(tmp_path / run, tiny_model, tiny_processed)
+    for name in ("m.json", "d.json", "p.csv", "fig/confusion.png", "fig/misclassified.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
 def test_confusion_matrix_and_per_class_accuracy():
@@ -62,5 +70,5 @@ def test_test_loss_is_plain_cross_entropy():
 
 def test_missing_model_says_what_to_run(tiny_processed, tmp_path):
     with pytest.raises(PipelineError, match="run the train stage"):
-        evaluate.main(tmp_path / "none.keras", tiny_processed, tmp_path / "m.json", tmp_path / "p.csv", tmp_path)
+        evaluate_into(tmp_path, tmp_path / "none.keras", tiny_processed)
     assert not (tmp_path / "m.json").exists()

@@ -1,36 +1,38 @@
-import pytest
-import yaml
 from pathlib import Path
 
-from stages.common.errors import PipelineError
-from stages.common.models import MODELS, build_model
+import pytest
 
-SETTINGS = yaml.safe_load(Path("params.yaml").read_text())["models"]
+from stages.common.models import build_model
+from stages.common.params import load_params
+
+SETTINGS = load_params(Path("params.yaml"))["models"]
 
 
-@pytest.mark.parametrize("name, expected", [("1_layer", 173_738), ("2_layer", 515_146), ("3_layer", 1_421_194)])
-def test_parameter_counts_match_the_design(name, expected):
+@pytest.mark.parametrize("name, expected, convs", [("conv1", 173_738, 1), ("conv2", 515_146, 2),
+                                                   ("conv3", 1_421_194, 3)])
+def test_parameter_counts_and_depth_match_the_design(name, expected, convs):
     model = build_model(name, SETTINGS[name])
     assert model.count_params() == expected
     assert model.name == name
     assert model.output_shape == (None, 10)
+    assert sum(type(layer).__name__ == "Conv2D" for layer in model.layers) == convs
 
 
-def test_conv_depth_grows():
-    depth = {name: sum(layer.__class__.__name__ == "Conv2D" for layer in build_model(name, SETTINGS[name]).layers)
-             for name in MODELS}
-    assert depth == {"1_layer": 1, "2_layer": 2, "3_layer": 3}
+def test_params_yaml_holds_exactly_the_designs_models():
+    assert list(SETTINGS) == ["conv1", "conv2", "conv3"]
+
+
+@pytest.mark.parametrize("name, layers", [
+    ("conv1", ["Conv2D", "MaxPooling2D", "Dropout", "Flatten", "Dense", "Dense"]),
+    ("conv2", ["Conv2D", "MaxPooling2D", "Dropout", "Conv2D", "Dropout", "Flatten", "Dense", "Dense"]),
+    ("conv3", ["Conv2D", "MaxPooling2D", "Dropout", "Conv2D", "Dropout", "Conv2D", "Dropout", "Flatten",
+               "Dense", "Dropout", "Dense"]),
+])
+def test_layers_in_the_designs_order(name, layers):
+    assert [type(layer).__name__ for layer in build_model(name, SETTINGS[name]).layers] == layers
 
 
 def test_dropout_rates_come_from_settings():
-    model = build_model("3_layer", {"conv_dropout": 0.11, "dense_dropout": 0.22})
+    model = build_model("x", {"conv_filters": [32, 64, 128], "dense_units": 128,
+                              "conv_dropout": 0.11, "dense_dropout": 0.22})
     assert [layer.rate for layer in model.layers if hasattr(layer, "rate")] == [0.11, 0.11, 0.11, 0.22]
-
-
-def test_unknown_model():
-    with pytest.raises(PipelineError, match="unknown model '4_layer'; choose one of 1_layer, 2_layer, 3_layer"):
-        build_model("4_layer", {})
-
-
-def test_params_yaml_and_module_agree_on_models():
-    assert list(SETTINGS) == list(MODELS)

@@ -66,5 +66,6 @@ def test_does_not_import_tensorflow():
     import subprocess
     import sys
 
-    code = "import sys, stages.normalize, stages.split, stages.download, stages.report; print('tensorflow' in sys.modules)"
+    code = ("import sys, stages.normalize, stages.split, stages.download, stages.report; "
+            "print('tensorflow' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -6,13 +6,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.common.params import ParamsError, as_set_args, load_params, parse_override, validate
+from stages.common.params import ParamsError, as_set_args, load_params, parse_override, snakemake_params, validate
 
-DEFAULTS = yaml.safe_load(Path("params.yaml").read_text())
+TEXT = Path("params.yaml").read_text()
+DELETE = object()
+
+
+def defaults() -> dict:
+    return load_params("params.yaml")
 
 
 def with_change(path: str, value) -> dict:
-    config = yaml.safe_load(Path("params.yaml").read_text())
+    config = defaults()
     *parents, leaf = path.split(".")
     node = config
     for part in parents:
@@ -24,11 +29,14 @@ def with_change(path: str, value) -> dict:
     return config
 
 
-DELETE = object()
+def write_params(folder: Path, text: str) -> Path:
+    path = folder / "params.yaml"
+    path.write_text(text)
+    return path
 
 
 def test_committed_params_are_valid():
-    assert validate(DEFAULTS) == DEFAULTS
+    assert validate(defaults()) == defaults()
 
 
 @pytest.mark.parametrize(
@@ -36,14 +44,19 @@ def test_committed_params_are_valid():
     [
         ("learning_rate", 0.1, r"top level: Additional properties are not allowed \('learning_rate' was unexpected\)"),
         ("train.schedul", "cosine", r"train: Additional properties .*'schedul'"),
-        ("lr", "fast", r"lr: 'fast' is not of type 'number'"),
-        ("epochs", 2.5, r"epochs: 2.5 is not of type 'integer'"),
+        ("lr", "fast", r"lr: 'fast' is not a number; write it like 0.001 or 1e-3"),
+        ("lr", "5e-05", r"lr: '5e-05' is not a number"),
+        ("epochs", 2.5, r"epochs: 2.5 is not an integer; write a whole number"),
+        ("epochs", 10.0, r"epochs: 10.0 is not an integer"),
+        ("train.nesterov", "yes", r"train.nesterov: 'yes' is not a boolean; write true or false"),
+        ("train.nesterov", 1, r"train.nesterov: 1 is not a boolean"),
         ("lr", 0, r"lr: 0 is less than or equal to the minimum of 0"),
         ("lr", -0.1, r"lr: -0.1 is less than or equal to the minimum of 0"),
         ("split.test_size", 0, r"split.test_size: 0 is less than or equal to the minimum of 0"),
-        ("split.test_size", 1, r"split.test_size: 1 is greater than or equal to the maximum of 1"),
+        ("split.test_size", 0.9999, r"split.test_size: 0.9999 is greater than the maximum of 0.5"),
         ("optimizer", "adagrad", r"optimizer: 'adagrad' is not one of \['adam', 'adamw', 'sgd', 'rmsprop'\]"),
-        ("models.4_layer", {"conv_dropout": 0.1}, r"models: Additional properties .*'4_layer'"),
+        ("models.4_layer", {}, r"models: '4_layer' does not match"),
+        ("models.conv1.conv_filters", [], r"models.conv1.conv_filters: \[\] should be non-empty"),
         ("data.files.train_images.sha256", "abc", r"data.files.train_images.sha256: 'abc' does not match"),
         ("data.mirrors", ["ftp://x/"], r"data.mirrors.0: 'ftp://x/' does not match"),
         ("seed", DELETE, r"top level: 'seed' is a required property"),
@@ -56,16 +69,55 @@ def test_bad_params_name_the_key_and_the_fix(path, value, expected):
     assert "\n" not in str(error.value)
 
 
-def test_overrides_use_dvc_set_syntax(tmp_path):
-    params = load_params("params.yaml", ["lr=0.01", "train.schedule=step", "models.1_layer={conv_dropout: 0.5}"])
+@pytest.mark.parametrize("key", ["lr", "momentum", "split.test_size", "models.conv3.dense_dropout",
+                                 "train.label_smoothing", "train.decay_rate", "data.timeout_s"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_numbers_must_be_finite(key, value):
+    with pytest.raises(ParamsError, match=rf"{key}: -?(nan|inf) is not a finite number"):
+        validate(with_change(key, value))
+
+
+@pytest.mark.parametrize("text, value", [("5e-05", 5e-05), ("1e-3", 1e-3), ("1E-4", 1e-4), (".5e-4", 5e-05),
+                                         ("3.0e-4", 3e-4), ("0.003", 0.003), ("1", 1)])
+def test_yaml_1_2_numbers_are_numbers_in_the_file_and_in_set(tmp_path, text, value):
+    in_file = load_params(write_params(tmp_path, TEXT.replace("lr: 0.003 ", f"lr: {text} ")))
+    assert in_file["lr"] == value and type(in_file["lr"]) is type(value)
+    assert load_params("params.yaml", [f"lr={text}"])["lr"] == value
+
+
+@pytest.mark.parametrize("override, message", [
+    ("epochs=1e1", "invalid --set epochs=1e1: epochs: 10.0 is not an integer"),
+    ("epochs=1.0", "invalid --set epochs=1.0: epochs: 1.0 is not an integer"),
+    ("train.nesterov=yes", "invalid --set train.nesterov=yes: train.nesterov: 'yes' is not a boolean"),
+    ("lr=.nan", "invalid --set lr=.nan: lr: nan is not a finite number"),
+    ("models.conv2.conv_dropout=1.5", "models.conv2.conv_dropout: 1.5 is greater than or equal to the maximum"),
+])
+def test_a_bad_override_is_blamed_on_the_override(override, message):
+    with pytest.raises(ParamsError, match="; fix that value$") as error:
+        load_params("params.yaml", [override])
+    assert message in str(error.value)
+    assert "params.yaml" not in str(error.value)
+
+
+def test_a_bad_file_value_is_blamed_on_the_file_even_with_overrides(tmp_path):
+    path = write_params(tmp_path, TEXT.replace("epochs: 10 ", "epochs: 1e1 "))
+    with pytest.raises(ParamsError, match=r"epochs: 10.0 is not an integer.*; fix it in params.yaml$"):
+        load_params(path, ["lr=0.01"])
+
+
+def test_booleans_are_yaml_1_2(tmp_path):
+    assert load_params("params.yaml", ["train.nesterov=true"])["train"]["nesterov"] is True
+    with pytest.raises(ParamsError, match="train.nesterov: 'yes' is not a boolean"):
+        load_params(write_params(tmp_path, TEXT.replace("nesterov: false", "nesterov: yes")))
+
+
+def test_overrides_use_dvc_set_syntax():
+    params = load_params("params.yaml", ["lr=0.01", "train.schedule=step", "models.conv1.conv_dropout=0.5",
+                                         "models.conv1.conv_filters=[16, 16]"])
     assert params["lr"] == 0.01
     assert params["train"]["schedule"] == "step"
-    assert params["models"]["1_layer"] == {"conv_dropout": 0.5}
-
-
-def test_override_is_validated_too():
-    with pytest.raises(ParamsError, match="lr: -1 is less than or equal"):
-        load_params("params.yaml", ["lr=-1"])
+    assert params["models"]["conv1"]["conv_dropout"] == 0.5
+    assert params["models"]["conv1"]["conv_filters"] == [16, 16]
 
 
 @pytest.mark.parametrize("text", ["lr", "=3", "lr=[unclosed"])
@@ -80,20 +132,41 @@ def test_override_into_a_missing_section_is_an_error():
 
 
 def test_set_args_round_trip_to_the_same_values():
-    changed = with_change("lr", 0.0123)
-    args = shlex.split(as_set_args(changed, ["lr", "data", "models.3_layer"]))
+    changed = with_change("lr", 5e-05)
+    args = shlex.split(as_set_args(changed, ["lr", "data", "models.conv3"]))
     overrides = args[1::2]
     assert args[0::2] == ["--set"] * 3
     assert load_params("params.yaml", overrides) == changed
 
 
+def test_duplicate_keys_are_an_error(tmp_path):
+    path = write_params(tmp_path, TEXT + "\nlr: 0.1\n")
+    with pytest.raises(ParamsError, match=r'sets duplicate key "lr" .* keep one of them$'):
+        load_params(path)
+
+
+@pytest.mark.parametrize("text", ["", "# nothing\n", "[1, 2]\n"])
+@pytest.mark.parametrize("overrides", [[], ["lr=0.1"]])
+def test_empty_params_file_is_one_clear_error(tmp_path, text, overrides):
+    with pytest.raises(ParamsError, match="holds no settings"):
+        load_params(write_params(tmp_path, text), overrides)
+
+
 def test_unreadable_or_invalid_yaml(tmp_path):
     with pytest.raises(ParamsError, match="cannot read params file"):
         load_params(tmp_path / "absent.yaml")
-    broken = tmp_path / "broken.yaml"
-    broken.write_text("lr: [0.1\n")
     with pytest.raises(ParamsError, match="is not valid YAML"):
-        load_params(broken)
+        load_params(write_params(tmp_path, "lr: [0.1\n"))
+
+
+def test_snakemake_config_is_read_as_yaml_1_2():
+    # What `snakemake --config 'models={"conv2": {"conv_dropout": 0.1}}' lr=0.00005` hands the Snakefile:
+    params = snakemake_params("params.yaml", {"models": {"conv2": {"conv_dropout": "0.1"}}, "lr": 5e-05})
+    assert params["models"]["conv2"]["conv_dropout"] == 0.1
+    assert params["models"]["conv2"]["conv_filters"] == [32, 64]  # the rest of the model is kept
+    assert params["lr"] == 5e-05
+    with pytest.raises(ParamsError, match=r"invalid snakemake --config train.nesterov: .*'yes' is not a boolean"):
+        snakemake_params("params.yaml", {"train": {"nesterov": "yes"}})
 
 
 def test_stage_cli_exits_1_with_one_line_and_writes_nothing(tmp_path):

@@ -8,7 +8,9 @@ from stages.common.errors import PipelineError
 
 def fake_metrics(folder, model, accuracy, epochs=3):
     (folder / "train" / model / "plots" / "metrics" / "eval").mkdir(parents=True)
-    (folder / f"{model}.json").write_text(json.dumps({"accuracy": accuracy, "loss": 0.3, "params": 173738}))
+    for part, content in (("test", {"accuracy": accuracy, "loss": 0.3}), ("details", {"params": 173738})):
+        (folder / part).mkdir(exist_ok=True)
+        (folder / part / f"{model}.json").write_text(json.dumps(content))
     (folder / "train" / model / "metrics.json").write_text(json.dumps({"epochs_run": epochs, "train_time_s": 90}))
     for name, values in (("accuracy", [0.8, 0.85, accuracy]), ("loss", [0.5, 0.4, 0.3])):
         rows = "".join(f"{step}\t{value}\n" for step, value in enumerate(values))
@@ -16,23 +18,23 @@ def fake_metrics(folder, model, accuracy, epochs=3):
 
 
 def test_table_and_figure(tmp_path):
-    fake_metrics(tmp_path, "1_layer", 0.91234)
-    fake_metrics(tmp_path, "2_layer", 0.92)
-    report.main(["1_layer", "2_layer"], tmp_path, tmp_path / "results.md", tmp_path / "curves.png")
+    fake_metrics(tmp_path, "conv1", 0.91234)
+    fake_metrics(tmp_path, "conv2", 0.92)
+    report.main(["conv1", "conv2"], tmp_path, tmp_path / "results.md", tmp_path / "curves.png")
     lines = (tmp_path / "results.md").read_text().splitlines()
     assert lines[0] == "| model | parameters | test accuracy | test loss | epochs | training time |"
-    assert lines[2] == "| 1_layer | 173,738 | 0.9123 | 0.3000 | 3 | 1.5 min |"
+    assert lines[2] == "| conv1 | 173,738 | 0.9123 | 0.3000 | 3 | 1.5 min |"
     assert len(lines) == 4
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_validation_curve_reads_dvclive_tsv(tmp_path):
-    fake_metrics(tmp_path, "1_layer", 0.9)
-    assert report.validation_curve(tmp_path / "train" / "1_layer") == {
+    fake_metrics(tmp_path, "conv1", 0.9)
+    assert report.validation_curve(tmp_path / "train" / "conv1") == {
         "accuracy": [0.8, 0.85, 0.9], "loss": [0.5, 0.4, 0.3]}
 
 
 def test_missing_metrics_say_what_to_run(tmp_path):
     with pytest.raises(PipelineError, match="run the train and evaluate stages"):
-        report.main(["1_layer"], tmp_path, tmp_path / "results.md", tmp_path / "curves.png")
+        report.main(["conv1"], tmp_path, tmp_path / "results.md", tmp_path / "curves.png")
     assert not (tmp_path / "results.md").exists()

@@ -7,6 +7,7 @@ import yaml
 
 from stages import train
 from stages.common.errors import PipelineError
+from tests.tiny_data import TINY_MODEL
 
 PARAMS = yaml.safe_load(Path("params.yaml").read_text())
 BASE = replace(train.TrainConfig.from_params(PARAMS), lr=0.1, epochs=10, decay_rate=0.5, decay_epochs=2,
@@ -92,7 +93,7 @@ def test_early_stopping_watches_validation_and_restores_best_weights():
     config = replace(BASE, early_stopping_patience=2)
     [stopper] = [c for c in train.make_callbacks(config, live=None)
                  if isinstance(c, train.keras.callbacks.EarlyStopping)]
-    model = train.build_model("1_layer", {"conv_dropout": 0.1})
+    model = train.build_model("conv1", TINY_MODEL)
     stopper.set_model(model)
     stopper.on_train_begin()
     weights_by_epoch = []
@@ -121,7 +122,7 @@ def test_training_batches_carry_one_hot_labels():
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
 def test_label_smoothing_penalises_certainty(smoothing):
-    model = train.compile_model("1_layer", {"conv_dropout": 0.1}, replace(BASE, label_smoothing=smoothing), 100)
+    model = train.compile_model("conv1", TINY_MODEL, replace(BASE, label_smoothing=smoothing), 100)
     certain = np.array([[1.0 - 9e-7] + [1e-7] * 9])
     loss = float(model.loss(np.eye(10)[:1], certain))
     # Smoothing spreads `smoothing` of the target over all ten classes, so a certain
@@ -131,7 +132,7 @@ def test_label_smoothing_penalises_certainty(smoothing):
 
 def train_tiny(processed: Path, out: Path, **changes):
     config = replace(train.TrainConfig.from_params(PARAMS), epochs=2, batch_size=32, **changes)
-    train.main("1_layer", {"conv_dropout": 0.1}, processed, out / "model.keras", out / "live", config)
+    train.main("conv1", TINY_MODEL, processed, out / "model.keras", out / "live", config)
     return train.keras.models.load_model(out / "model.keras")
 
 
@@ -152,7 +153,7 @@ def test_training_is_deterministic_and_logs_curves(tiny_processed, tmp_path):
 
 def test_missing_split_says_what_to_run(tmp_path):
     with pytest.raises(PipelineError, match="run the split stage first"):
-        train.main("1_layer", {"conv_dropout": 0.1}, tmp_path, tmp_path / "m.keras", tmp_path / "live", BASE)
+        train.main("conv1", TINY_MODEL, tmp_path, tmp_path / "m.keras", tmp_path / "live", BASE)
     assert not (tmp_path / "m.keras").exists()
 
 
@@ -161,10 +162,10 @@ def test_cli_rejects_unknown_model(tmp_path):
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "stages.train", "--model", "4_layer", "--data", str(tmp_path),
+        [sys.executable, "-m", "stages.train", "--model", "conv4", "--data", str(tmp_path),
          "--out", str(tmp_path / "m.keras"), "--live", str(tmp_path / "live")],
         capture_output=True, text=True,
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: unknown model '4_layer'; choose one of 1_layer, 2_layer, 3_layer")
+        "error: unknown model 'conv4'; choose one of conv1, conv2, conv3")

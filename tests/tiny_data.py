@@ -46,3 +46,7 @@ def write_mirror(folder: Path, raw: dict[str, bytes]) -> Path:
     for role, data in raw.items():
         (folder / GZ_NAMES[role]).write_bytes(gzip.compress(data))
     return folder
+
+
+# A small conv1-shaped model for fast training tests.
+TINY_MODEL = {"conv_filters": [32], "dense_units": 32, "conv_dropout": 0.1, "dense_dropout": 0}

@@ -2,7 +2,8 @@
 
 import argparse
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from stages.common.errors import PipelineError
 from stages.common.params import load_params

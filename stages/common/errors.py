@@ -1,7 +1,7 @@
 """The one exception a stage raises for bad input; its message is shown to the user as is."""
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 class PipelineError(Exception):

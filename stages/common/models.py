@@ -1,81 +1,33 @@
-"""The three CNNs of the design, from one to three convolutional layers.
+"""The design's CNNs, built from their `models.<name>` settings in params.yaml.
 
-Each is a plain `keras.Sequential`; the parameter counts are fixed by the design
-(173,738 / 515,146 / 1,421,194) and checked by tests/test_models.py.
+Every model has the same shape, read top to bottom: one Conv2D(3x3, relu) per entry of
+`conv_filters`, the first followed by MaxPool(2), each followed by Dropout(conv_dropout);
+then Flatten, Dense(dense_units, relu), Dropout(dense_dropout) where that is above zero,
+and the 10-way softmax. params.yaml's conv1 / conv2 / conv3 are the design's 1-, 2- and
+3-conv-layer networks; their parameter counts (173,738 / 515,146 / 1,421,194) are fixed by
+the design and checked by tests/test_models.py.
 """
 
-from typing import Any, Callable
+from typing import Any
 
-import keras
-from keras import layers
-
-from stages.common.errors import PipelineError
+from stages.common.tensorflow import keras
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 
 
-def one_layer(conv_dropout: float) -> keras.Sequential:
-    return keras.Sequential(
-        [
-            keras.Input(shape=INPUT_SHAPE),
-            layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
-            layers.MaxPooling2D(pool_size=(2, 2)),
-            layers.Dropout(conv_dropout),
-            layers.Flatten(),
-            layers.Dense(32, activation="relu"),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
-        ],
-        name="1_layer",
-    )
-
-
-def two_layer(conv_dropout: float) -> keras.Sequential:
-    return keras.Sequential(
-        [
-            keras.Input(shape=INPUT_SHAPE),
-            layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
-            layers.MaxPooling2D(pool_size=(2, 2)),
-            layers.Dropout(conv_dropout),
-            layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
-            layers.Dropout(conv_dropout),
-            layers.Flatten(),
-            layers.Dense(64, activation="relu"),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
-        ],
-        name="2_layer",
-    )
-
-
-def three_layer(conv_dropout: float, dense_dropout: float) -> keras.Sequential:
-    return keras.Sequential(
-        [
-            keras.Input(shape=INPUT_SHAPE),
-            layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
-            layers.MaxPooling2D(pool_size=(2, 2)),
-            layers.Dropout(conv_dropout),
-            layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
-            layers.Dropout(conv_dropout),
-            layers.Conv2D(128, kernel_size=(3, 3), activation="relu"),
-            layers.Dropout(conv_dropout),
-            layers.Flatten(),
-            layers.Dense(128, activation="relu"),
-            layers.Dropout(dense_dropout),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
-        ],
-        name="3_layer",
-    )
-
-
-MODELS: dict[str, Callable[..., keras.Sequential]] = {
-    "1_layer": one_layer,
-    "2_layer": two_layer,
-    "3_layer": three_layer,
-}
-
-
 def build_model(name: str, settings: dict[str, Any]) -> keras.Sequential:
-    """The model called `name`, built with its `models.<name>` settings from params.yaml."""
-    if name not in MODELS:
-        raise PipelineError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    return MODELS[name](**settings)
+    """The model called `name` (a key of `models` in params.yaml), built from its settings."""
+    model = keras.Sequential(name=name)
+    model.add(keras.Input(shape=INPUT_SHAPE))
+    for index, filters in enumerate(settings["conv_filters"]):
+        model.add(keras.layers.Conv2D(filters, kernel_size=(3, 3), activation="relu"))
+        if index == 0:
+            model.add(keras.layers.MaxPooling2D(pool_size=(2, 2)))
+        model.add(keras.layers.Dropout(settings["conv_dropout"]))
+    model.add(keras.layers.Flatten())
+    model.add(keras.layers.Dense(settings["dense_units"], activation="relu"))
+    if settings["dense_dropout"] > 0:  # no layer at all at 0, as in the design's smaller two models
+        model.add(keras.layers.Dropout(settings["dense_dropout"]))
+    model.add(keras.layers.Dense(NUM_CLASSES, activation="softmax"))
+    return model

@@ -1,17 +1,25 @@
 """Load params.yaml, apply `key=value` overrides, and validate against params.schema.yaml.
 
-Stages get their settings only through `load_params`; the Snakefile validates its
-config with `validate` and hands values to stages with `as_set_args`, so both tools
-enforce the same schema and pass the same values.
+Stages get their settings only through `load_params`; the Snakefile gets its own through
+`snakemake_params`, and hands values to stages with `as_set_args`, so both tools enforce
+the same schema and pass the same values.
+
+YAML is read as YAML 1.2, the version DVC writes (`dvc exp run -S lr=0.00005` stores
+`lr: 5e-05`): `5e-05`, `1E-4` and `.5e-4` are floats, `yes` is a string and not true,
+and a key given twice is an error, as it is for DVC.
 """
 
 import json
+import math
 import shlex
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import jsonschema
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import YAMLError
 
 from stages.common.errors import PipelineError
 
@@ -22,39 +30,75 @@ class ParamsError(PipelineError):
     pass
 
 
+def parse_yaml(text: str) -> Any:
+    """`text` read as YAML 1.2 (as DVC reads it), duplicate keys refused."""
+    return YAML(typ="safe", pure=True).load(text)
+
+
 def load_params(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
     """Read `path`, apply `key.sub=value` overrides (values are YAML), validate, return."""
+    path = Path(path)
     try:
-        config = yaml.safe_load(Path(path).read_text())
+        text = path.read_text()
     except OSError as exc:
         raise ParamsError(f"cannot read params file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path} is not valid YAML ({_first_line(exc)}); fix its syntax") from None
+    try:
+        config = parse_yaml(text)
+    except DuplicateKeyError as exc:
+        raise ParamsError(f"{path} sets {_yaml_problem(exc).removeprefix('found ')}; keep one of them") from None
+    except YAMLError as exc:
+        raise ParamsError(f"{path} is not valid YAML ({_yaml_problem(exc)}); fix its syntax") from None
+    if not isinstance(config, dict):
+        raise ParamsError(f"{path} holds no settings (it is empty or not a mapping); restore it, "
+                          "e.g. with `git checkout params.yaml`")
+    given = {}
     for override in overrides:
         key, value = parse_override(override)
-        _set_dotted(config, key, value)
-    return validate(config, source=str(path))
+        _set_dotted(config, key, value, path)
+        given[key] = f"--set {override}"
+    return validate(config, source=str(path), overridden=given)
 
 
-def validate(config: Any, source: str = "params.yaml") -> dict[str, Any]:
-    """Raise ParamsError naming the first offending key if `config` breaks the schema."""
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=_error_order)
+def snakemake_params(path: str | Path, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """params.yaml with Snakemake's `--config` / `--configfile` values on top, validated.
+
+    Snakemake parses `--config a=b` values itself, and nested ones (`models={...}`)
+    only as strings, so a string is read again as YAML 1.2, as `--set` reads it.
+    """
+    config = load_params(path)
+    given = {}
+    for key, value in _flatten(dict(overrides)):
+        _set_dotted(config, key, _reparse(value), path)
+        given[key] = f"snakemake --config {key}"
+    return validate(config, source="Snakemake config", overridden=given)
+
+
+def validate(config: Any, source: str = "params.yaml",
+             overridden: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Raise ParamsError naming the first offending key if `config` breaks the schema.
+
+    `overridden` maps dotted keys to how they were given; an error under one of them
+    says to fix that, any other to fix params.yaml.
+    """
+    errors = sorted(_validator().iter_errors(config), key=_error_order)
     if errors:
         error = errors[0]
         where = ".".join(str(part) for part in error.absolute_path) or "top level"
-        raise ParamsError(f"invalid {source}: {where}: {error.message}; fix it in params.yaml")
+        override = next((how for key, how in (overridden or {}).items()
+                         if where == key or where.startswith(key + ".")), None)
+        origin, fix = (override, "that value") if override else (source, "it in params.yaml")
+        raise ParamsError(f"invalid {origin}: {where}: {_describe(error)}; fix {fix}")
     return config
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """Split `a.b=value` into ("a.b", parsed YAML value)."""
+    """Split `a.b=value` into ("a.b", value read as YAML 1.2)."""
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise ParamsError(f"override {text!r} is not KEY=VALUE; write it like lr=0.01")
     try:
-        return key, yaml.safe_load(raw)
-    except yaml.YAMLError:
+        return key, parse_yaml(raw)
+    except YAMLError:
         raise ParamsError(f"override {text!r} has a value that is not valid YAML") from None
 
 
@@ -67,6 +111,32 @@ def as_set_args(config: dict[str, Any], keys: Iterable[str]) -> str:
     return shlex.join(args)
 
 
+def _validator() -> jsonschema.protocols.Validator:
+    # JSON Schema counts 10.0 as an integer and NaN as a number; neither is a sane setting here.
+    checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many({
+        "integer": lambda _, value: isinstance(value, int) and not isinstance(value, bool),
+        "number": lambda _, value: (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                    and math.isfinite(value)),
+    })
+    strict = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=checker)
+    return strict(parse_yaml(SCHEMA_PATH.read_text()))
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    value = error.instance
+    if error.validator == "type":
+        wanted = error.validator_value
+        if wanted == "integer":
+            return f"{value!r} is not an integer; write a whole number such as 10 (1e1 and 10.0 are floats)"
+        if wanted == "number" and isinstance(value, float):
+            return f"{value} is not a finite number"
+        if wanted == "number":
+            return f"{value!r} is not a number; write it like 0.001 or 1e-3"
+        if wanted == "boolean":
+            return f"{value!r} is not a boolean; write true or false"
+    return error.message
+
+
 def _get_dotted(config: dict[str, Any], key: str) -> Any:
     node = config
     for part in key.split("."):
@@ -74,21 +144,43 @@ def _get_dotted(config: dict[str, Any], key: str) -> Any:
     return node
 
 
-def _set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
+def _set_dotted(config: dict[str, Any], key: str, value: Any, path: Path | str) -> None:
     *parents, leaf = key.split(".")
     node = config
     for part in parents:
         if not isinstance(node.get(part), dict):
-            raise ParamsError(f"override key {key!r}: {part!r} is not a section of params.yaml")
+            raise ParamsError(f"override key {key!r}: {part!r} is not a section of {path}")
         node = node[part]
     node[leaf] = value
 
 
-def _error_order(error: jsonschema.ValidationError) -> tuple[int, list[str]]:
-    # Report the shallowest problem first: an unknown top-level key explains more than
-    # the nested errors it might cause.
-    return len(error.absolute_path), [str(part) for part in error.absolute_path]
+def _flatten(overrides: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    """Dotted keys for the leaves of nested overrides, so `models={conv2: {...}}` changes only what it names."""
+    for key, value in overrides.items():
+        if isinstance(value, dict) and value:
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
-def _first_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
+def _reparse(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return parse_yaml(value)
+        except YAMLError:
+            return value
+    if isinstance(value, list):
+        return [_reparse(item) for item in value]
+    return value
+
+
+def _error_order(error: jsonschema.ValidationError) -> tuple[int, list[str], bool]:
+    # Report the shallowest problem first (an unknown top-level key explains more than the
+    # nested errors it might cause), and a wrong type before the bounds it breaks.
+    return len(error.absolute_path), [str(part) for part in error.absolute_path], error.validator != "type"
+
+
+def _yaml_problem(exc: YAMLError) -> str:
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}" if mark else problem

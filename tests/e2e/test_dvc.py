@@ -9,7 +9,7 @@ import yaml
 from tests.e2e.conftest import make_project, run
 
 pytestmark = pytest.mark.e2e
-MODELS = ["1_layer", "2_layer", "3_layer"]
+MODELS = ["conv1", "conv2", "conv3"]
 UPSTREAM = {"download", "normalize", "split"}
 PER_MODEL = {f"{stage}@{model}" for stage in ("train", "evaluate") for model in MODELS}
 
@@ -32,10 +32,10 @@ def test_repro_runs_every_stage_and_writes_metrics(project):
     ran, _ = ran_and_skipped(output)
     assert ran == UPSTREAM | PER_MODEL | {"report"}
     for model in MODELS:
-        metrics = json.loads((root / "metrics" / f"{model}.json").read_text())
+        metrics = json.loads((root / "metrics" / "test" / f"{model}.json").read_text())
         assert {"accuracy", "loss", "params", "per_class_accuracy"} <= set(metrics)
         assert (root / "models" / f"{model}.keras").exists()
-    assert "| 3_layer | 1,421,194 |" in (root / "metrics" / "results.md").read_text()
+    assert "| conv3 | 1,421,194 |" in (root / "metrics" / "results.md").read_text()
 
 
 def test_second_repro_reruns_nothing(project):
@@ -63,15 +63,15 @@ def test_metrics_diff_compares_each_model_against_the_commit(project):
     diff = run(root, "dvc", "metrics", "diff", "--json").stdout
     changed = json.loads(diff)
     for model in MODELS:
-        assert set(changed[f"metrics/{model}.json"]) >= {"loss"}
+        assert set(changed[f"metrics/test/{model}.json"]) >= {"loss"}
     # `params` (the parameter count) does not change with lr, so it is not in the diff
-    assert "params" not in changed["metrics/1_layer.json"]
+    assert "params" not in changed["metrics/test/conv1.json"]
 
 
 def test_exp_show_lists_the_experiment_with_its_lr(project):
     root, _ = project
     table = run(root, "dvc", "exp", "show", "--json").stdout
-    assert "0.01" in table and "metrics/1_layer.json" in table
+    assert "0.01" in table and "metrics/test/conv1.json" in table
 
 
 def test_plots_show_renders_curves_and_confusion_matrices(project):
@@ -79,7 +79,7 @@ def test_plots_show_renders_curves_and_confusion_matrices(project):
     run(root, "dvc", "plots", "show", "-o", "plots_out")
     assert "<html>" in (root / "plots_out" / "index.html").read_text()
     images = {p.name for p in (root / "plots_out" / "static").iterdir()}
-    assert {"workspace_metrics_figures_3_layer_confusion.png",
+    assert {"workspace_metrics_figures_conv3_confusion.png",
             "workspace_metrics_figures_validation_curves.png"} <= images
 
     plots = json.loads(run(root, "dvc", "plots", "show", "--json").stdout)["data"]

@@ -11,7 +11,7 @@ import yaml
 from tests.e2e.conftest import REPO, make_project, run
 
 pytestmark = pytest.mark.e2e
-MODELS = ["1_layer", "2_layer", "3_layer"]
+MODELS = ["conv1", "conv2", "conv3"]
 
 
 def planned_jobs(output: str) -> dict[str, int]:
@@ -36,7 +36,7 @@ def workflow(tmp_path_factory, tiny_mirror):
 
 def test_full_run_produces_the_same_files_as_dvc(workflow):
     for model in MODELS:
-        for path in (f"models/{model}.keras", f"metrics/{model}.json", f"metrics/predictions/{model}.csv",
+        for path in (f"models/{model}.keras", f"metrics/test/{model}.json", f"metrics/predictions/{model}.csv",
                      f"metrics/figures/{model}/confusion.png", f"metrics/train/{model}/metrics.json"):
             assert (workflow / path).exists(), path
     for path in ("data/raw/train-images-idx3-ubyte", "data/processed/test.npz", "metrics/results.md"):
@@ -62,13 +62,13 @@ def test_lr_change_reruns_only_train_and_evaluate(workflow):
 
 def test_one_models_setting_reruns_only_that_model(workflow, tmp_path):
     params = yaml.safe_load((workflow / "params.yaml").read_text())
-    params["models"]["2_layer"]["conv_dropout"] = 0.3
+    params["models"]["conv2"]["conv_dropout"] = 0.3
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(params))
     output = run(workflow, "snakemake", "-n", "-c2", "--configfile", str(changed)).stdout
     assert planned_jobs(output) == {"train": 1, "evaluate": 1, "report": 1, "all": 1}
     trained = re.findall(r"^\s*output: models/(\w+)\.keras", output, re.MULTILINE)
-    assert trained == ["2_layer"]
+    assert trained == ["conv2"]
 
 
 def test_report_holds_metrics_and_plots(workflow):
@@ -78,7 +78,7 @@ def test_report_holds_metrics_and_plots(workflow):
         confusion_pngs = sum(Path(name).name == "confusion.png" for name in report.namelist())
     assert "report.html" in files
     for model in MODELS:
-        assert files[f"{model}.json"] == (workflow / "metrics" / f"{model}.json").read_bytes()
+        assert files[f"{model}.json"] == (workflow / "metrics" / "test" / f"{model}.json").read_bytes()
     assert confusion_pngs == 3
     assert {"misclassified.png", "validation_curves.png", "results.md"} <= set(files)
 
@@ -90,7 +90,8 @@ def test_dvc_and_snakemake_write_identical_metrics(workflow, tmp_path):
         shutil.rmtree(copy / generated)
     run(copy, "dvc", "repro")
     for model in MODELS:
-        assert (copy / "metrics" / f"{model}.json").read_bytes() == (workflow / "metrics" / f"{model}.json").read_bytes()
+        assert (copy / "metrics" / "test" / f"{model}.json").read_bytes() == \
+            (workflow / "metrics" / "test" / f"{model}.json").read_bytes()
 
 
 @pytest.mark.parametrize(
