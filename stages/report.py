@@ -31,17 +31,10 @@ def main(models: list[str], metrics_dir: Path, report_out: Path, figure_out: Pat
 
 
 def table_row(model: str, metrics_dir: Path) -> tuple[str, ...]:
-    test = _read_json(metrics_dir / "test" / f"{model}.json")
-    details = _read_json(metrics_dir / "details" / f"{model}.json")
-    training = _read_json(metrics_dir / "train" / model / "metrics.json")
-    return (
-        model,
-        f"{details['params']:,}",
-        f"{test['accuracy']:.4f}",
-        f"{test['loss']:.4f}",
-        str(training["epochs_run"]),
-        f"{training['train_time_s'] / 60:.1f} min",
-    )
+    accuracy, loss = _read_json(metrics_dir / "test" / f"{model}.json", "accuracy", "loss")
+    [params] = _read_json(metrics_dir / "details" / f"{model}.json", "params")
+    epochs, seconds = _read_json(metrics_dir / "train" / model / "metrics.json", "epochs_run", "train_time_s")
+    return model, f"{params:,}", f"{accuracy:.4f}", f"{loss:.4f}", str(epochs), f"{seconds / 60:.1f} min"
 
 
 def render_table(rows: list[tuple[str, ...]]) -> str:
@@ -72,13 +65,14 @@ def plot_curves(curves: dict[str, dict[str, list[float]]]) -> plt.Figure:
     return figure
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    with written_by("train and evaluate stages"):
-        return json.loads(path.read_text())
+def _read_json(path: Path, *keys: str) -> list[Any]:
+    with written_by("train and evaluate stages", path):
+        content = json.loads(path.read_text())
+        return [content[key] for key in keys]
 
 
 def _read_tsv_column(path: Path, column: str) -> list[float]:
-    with written_by("train stage"), path.open(newline="") as tsv:
+    with written_by("train stage", path), path.open(newline="") as tsv:
         return [float(row[column]) for row in csv.DictReader(tsv, delimiter="\t")]
 
 
