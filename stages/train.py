@@ -194,15 +194,16 @@ def make_schedule(config: TrainConfig, steps_per_epoch: int) -> float | keras.op
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    rate = make_schedule(config, steps_per_epoch)
+    # Named, not numbered by Keras's per-process counter, so that saved models compare equal.
+    common = {"learning_rate": make_schedule(config, steps_per_epoch), "name": config.optimizer}
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=rate)
+        return keras.optimizers.Adam(**common)
     if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=config.weight_decay)
+        return keras.optimizers.AdamW(**common, weight_decay=config.weight_decay)
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=rate, momentum=config.momentum, nesterov=config.nesterov)
+        return keras.optimizers.SGD(**common, momentum=config.momentum, nesterov=config.nesterov)
     if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=rate, momentum=config.momentum)
+        return keras.optimizers.RMSprop(**common, momentum=config.momentum)
     raise PipelineError(f"unknown optimizer {config.optimizer!r}; choose adam, adamw, sgd or rmsprop")
 
 
