@@ -116,6 +116,7 @@ rule train:
     output:
         model="models/{model}.keras",
         live=directory("metrics/train/{model}"),
+        timing="metrics/timing/{model}.json",
     params:
         values=lambda wildcards: pinned(*TRAIN_PARAMS, f"models.{wildcards.model}"),
     log:
@@ -131,7 +132,7 @@ rule train:
         gpu=0,  # CPU by default; profiles/slurm asks for one GPU per training job
     shell:
         "python -m stages.train --model {wildcards.model} --data {input.data}"
-        " --out {output.model} --live {output.live} {params.values} > {log} 2>&1"
+        " --out {output.model} --live {output.live} --timing {output.timing} {params.values} > {log} 2>&1"
 
 
 rule evaluate:

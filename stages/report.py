@@ -19,7 +19,8 @@ from stages.common.errors import written_by
 from stages.common.figures import plt, save_figure
 from stages.common.files import atomic_path
 
-HEADER = ("model", "parameters", "test accuracy", "test loss", "epochs", "training time")
+# No training time: it differs on every run, and the table should change only when results do.
+HEADER = ("model", "parameters", "test accuracy", "test loss", "epochs")
 
 
 def main(models: list[str], metrics_dir: Path, report_out: Path, figure_out: Path) -> None:
@@ -33,8 +34,8 @@ def main(models: list[str], metrics_dir: Path, report_out: Path, figure_out: Pat
 def table_row(model: str, metrics_dir: Path) -> tuple[str, ...]:
     accuracy, loss = _read_json(metrics_dir / "test" / f"{model}.json", "accuracy", "loss")
     [params] = _read_json(metrics_dir / "details" / f"{model}.json", "params")
-    epochs, seconds = _read_json(metrics_dir / "train" / model / "metrics.json", "epochs_run", "train_time_s")
-    return model, f"{params:,}", f"{accuracy:.4f}", f"{loss:.4f}", str(epochs), f"{seconds / 60:.1f} min"
+    [epochs] = _read_json(metrics_dir / "train" / model / "metrics.json", "epochs_run")
+    return model, f"{params:,}", f"{accuracy:.4f}", f"{loss:.4f}", str(epochs)
 
 
 def render_table(rows: list[tuple[str, ...]]) -> str:

@@ -40,7 +40,7 @@ def one_error_line(result) -> str:
 
 def train_args(data: Path, out: Path, *extra: str) -> list[str]:
     return ["--model", "conv1", "--data", str(data), "--out", str(out / "conv1.keras"),
-            "--live", str(out / "live"), *TINY, *extra]
+            "--live", str(out / "live"), "--timing", str(out / "timing.json"), *TINY, *extra]
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -246,7 +246,7 @@ def test_failed_evaluation_leaves_the_previous_files_whole(tiny_processed, tmp_p
     model = tmp_path / "conv1.keras"
     config = train.TrainConfig.from_params(cli.load_params("params.yaml", ["epochs=1", "batch_size=32"]))
     train.main("conv1", cli.load_params("params.yaml")["models"]["conv1"], tiny_processed, model,
-               tmp_path / "live", config)
+               tmp_path / "live", tmp_path / "timing.json", config)
     paths = [tmp_path / name for name in ("m.json", "d.json", "p.csv")]
     for path in paths:
         path.write_text("earlier")
@@ -265,8 +265,10 @@ def test_same_training_gives_the_same_model_file_bytes(tiny_processed, tmp_path)
     config = train.TrainConfig.from_params(cli.load_params("params.yaml", ["epochs=1", "batch_size=32"]))
     settings = cli.load_params("params.yaml")["models"]["conv1"]
     for run in ("a", "b"):
-        train.main("conv1", settings, tiny_processed, tmp_path / run / "conv1.keras", tmp_path / run / "live", config)
+        out = tmp_path / run
+        train.main("conv1", settings, tiny_processed, out / "conv1.keras", out / "live", out / "timing.json", config)
         time.sleep(1.1)  # a save-time stamp would now differ
-    assert (tmp_path / "a" / "conv1.keras").read_bytes() == (tmp_path / "b" / "conv1.keras").read_bytes()
+    for name in ("conv1.keras", "live/metrics.json", "live/plots/metrics/eval/accuracy.tsv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     with zipfile.ZipFile(tmp_path / "a" / "conv1.keras") as archive:
         assert "date_saved" not in json.loads(archive.read("metadata.json"))
