@@ -99,7 +99,8 @@ def warn_if_at_chance(model_name: str, val_accuracy: float) -> bool:
 
 
 def save_model(model: keras.Model, path: Path) -> None:
-    """model.save, minus the save time Keras stamps in: the same weights give the same bytes."""
+    """model.save, minus what Keras stamps in that is not the model (the save time, memory
+    addresses): the same weights give the same bytes."""
     model.save(path)
     with zipfile.ZipFile(path) as archive:
         members = [(info, archive.read(info)) for info in archive.infolist()]
@@ -109,8 +110,20 @@ def save_model(model: keras.Model, path: Path) -> None:
                 metadata = json.loads(content)
                 metadata.pop("date_saved", None)
                 content = json.dumps(metadata).encode()
+            elif info.filename == "config.json":
+                content = json.dumps(_number_shared_objects(json.loads(content), {})).encode()
             info.date_time = (1980, 1, 1, 0, 0, 0)
             archive.writestr(info, content)
+
+
+def _number_shared_objects(node: Any, numbers: dict[int, int]) -> Any:
+    """Keras marks objects used twice with their id(), a memory address; number them 1, 2, ... instead."""
+    if isinstance(node, dict):
+        return {key: numbers.setdefault(value, len(numbers) + 1) if key == "shared_object_id"
+                else _number_shared_objects(value, numbers) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_number_shared_objects(item, numbers) for item in node]
+    return node
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
