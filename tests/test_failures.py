@@ -50,14 +50,14 @@ def leftovers(folder: Path) -> list[str]:
 # Nonsense refused up front ------------------------------------------------------------
 
 @pytest.mark.parametrize("setting, line", [
-    ("lr=.inf", "error: invalid --set lr=.inf: lr: inf is not a finite number; fix that value"),
-    ("lr=.nan", "error: invalid --set lr=.nan: lr: nan is not a finite number; fix that value"),
+    ("lr=.inf", "error: invalid --set lr=.inf: lr: inf is not a finite number; fix that override"),
+    ("lr=.nan", "error: invalid --set lr=.nan: lr: nan is not a finite number; fix that override"),
     ("split.test_size=0.9999", "error: invalid --set split.test_size=0.9999: split.test_size: 0.9999 is greater "
-                               "than the maximum of 0.5; fix that value"),
+                               "than the maximum of 0.5; fix that override"),
     ("epochs=1.0", "error: invalid --set epochs=1.0: epochs: 1.0 is not an integer; write a whole number such as "
-                   "10 (1e1 and 10.0 are floats); fix that value"),
+                   "10 (1e1 and 10.0 are floats); fix that override"),
     ("batch_size=100000000", "error: invalid --set batch_size=100000000: batch_size: 100000000 is greater than "
-                             "the maximum of 70000; fix that value"),
+                             "the maximum of 70000; fix that override"),
 ])
 def test_nonsense_is_refused_before_any_work(tmp_path, setting, line):
     result = stage("train", *train_args(tmp_path, tmp_path), "--set", setting)

@@ -83,14 +83,17 @@ def test_one_models_setting_from_a_config_file(workflow, tmp_path):
                                           (".5e-4", "5e-05"), ("3.0e-4", "0.0003")])
 def test_every_form_of_a_float_from_config_is_a_float(workflow, text, pinned):
     output = run(workflow, "snakemake", "-n", "-p", "-c2", "--config", f"lr={text}").stdout
-    assert output.count(f"--set lr={pinned} ") == 3  # one pin per training job
+    assert planned_jobs(output)["train"] == 3
+    commands = [line for line in output.splitlines() if line.startswith("Shell command: python -m stages.train")]
+    assert len(commands) == 3
+    assert {re.search(r"--set lr=(\S+) ", command).group(1) for command in commands} == {pinned}
 
 
 def test_small_lr_from_config_trains(workflow, tmp_path):
     root = copy_project(workflow, tmp_path / "project")
     before = (root / "models" / "conv1.keras").read_bytes()
-    result = run(root, "snakemake", "-c2", "-p", "--config", "lr=0.00005", "models/conv1.keras")
-    assert "--set lr=5e-05" in result.stdout
+    result = run(root, "snakemake", "-c2", "-p", "models/conv1.keras", "--config", "lr=0.00005")
+    assert "--set lr=5e-05" in result.stdout + result.stderr
     assert (root / "models" / "conv1.keras").read_bytes() != before  # trained anew, at the small rate
 
 
@@ -127,7 +130,7 @@ def test_dvc_and_snakemake_write_identical_results_and_agree_they_are_done(workf
 @pytest.mark.parametrize(
     "config, message",
     [
-        ("lr=-1", "invalid snakemake --config lr: lr: -1 is less than or equal to the minimum of 0; fix that value"),
+        ("lr=-1", "invalid snakemake --config lr: lr: -1 is less than or equal to the minimum of 0; fix that override"),
         ("lr=fast", "lr: 'fast' is not a number"),
         ("train={nesterov: yes}", "train.nesterov: 'yes' is not a boolean"),
         ("epochs=1e1", "epochs: 10.0 is not an integer"),
