@@ -99,6 +99,14 @@ def test_non_finite_loss_stops_training_with_nothing_written(tiny_processed, tmp
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_run_that_ends_at_chance_says_so_in_its_output_and_metrics(tiny_processed, tmp_path):
+    result = stage("train", *train_args(tiny_processed, tmp_path, "--set", "optimizer=sgd", "--set", "lr=1000"))
+    assert result.returncode == 0
+    [warning] = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warning.startswith("warning: conv1 ended at chance level (validation accuracy 0.")
+    assert json.loads((tmp_path / "live" / "metrics.json").read_text())["at_chance"] is True
+
+
 def test_the_stop_comes_at_the_first_non_finite_batch():
     stopper = train.StopOnNonFiniteLoss(train.TrainConfig.from_params(cli.load_params("params.yaml")))
     stopper.on_epoch_begin(2)
