@@ -13,11 +13,13 @@
 # would make it redo work that `dvc repro` has since done (metrics/timing/ has the times).
 
 import sys
+from pathlib import Path
 
 from snakemake.utils import min_version
 
 from stages.common.code import code_files
 from stages.common.params import ParamsError, as_set_args, snakemake_params
+from stages.common.sweeps import load_sweep
 
 min_version("9.0")
 
@@ -35,6 +37,8 @@ CONDA_ENV = "envs/pipeline.yaml"  # used with --use-conda; a prepared virtualenv
 
 wildcard_constraints:
     model="|".join(MODELS),
+    sweep=r"[^/]+",
+    point=r"[^/]+",
 
 
 report: "report/workflow.rst"
@@ -182,3 +186,100 @@ rule report:
     shell:
         "python -m stages.report --metrics metrics --out {output.table}"
         " --figure {output.figure} {params.values} > {log} 2>&1"
+
+
+# Sweeps: each sweeps/<name>.tsv is a table of points, one column per dotted param key
+# (stages/common/sweeps.py). `snakemake -c2 sweeps` runs them all; a point's outputs go
+# to sweeps/<name>/<point>/, laid out as the main pipeline's, and the data stages are
+# shared. Every point runs the same stage commands, pinned with `--set` to its params.
+SWEEPS = {}
+for table in sorted(Path("sweeps").glob("*.tsv")):
+    try:
+        SWEEPS[table.stem] = load_sweep(table, PARAMS)
+    except ParamsError as error:
+        sys.exit(f"error: {error}")
+POINT = "sweeps/{sweep}/{point}"
+
+
+def point_pins(*keys):
+    return lambda wildcards: as_set_args(
+        SWEEPS[wildcards.sweep][wildcards.point], [key.format(**wildcards) for key in keys])
+
+
+rule sweeps:
+    input:
+        [f"sweeps/{name}/results.md" for name in SWEEPS],
+
+
+rule sweep_train:
+    input:
+        code=code_files("stages.train"),
+        data=rules.split.output[0],
+    output:
+        model=f"{POINT}/models/{{model}}.keras",
+        live=directory(f"{POINT}/metrics/train/{{model}}"),
+        timing=f"{POINT}/metrics/timing/{{model}}.json",
+    params:
+        values=point_pins(*TRAIN_PARAMS, "models.{model}"),
+    log:
+        f"logs/{POINT}/train_{{model}}.log",
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    shell:
+        "python -m stages.train --model {wildcards.model} --data {input.data}"
+        " --out {output.model} --live {output.live} --timing {output.timing} {params.values} > {log} 2>&1"
+
+
+rule sweep_evaluate:
+    input:
+        code=code_files("stages.evaluate"),
+        model=rules.sweep_train.output.model,
+        data=rules.split.output[0],
+    output:
+        metrics=f"{POINT}/metrics/test/{{model}}.json",
+        details=f"{POINT}/metrics/details/{{model}}.json",
+        predictions=f"{POINT}/metrics/predictions/{{model}}.csv",
+        confusion=f"{POINT}/metrics/figures/{{model}}/confusion.png",
+        misclassified=f"{POINT}/metrics/figures/{{model}}/misclassified.png",
+    params:
+        figures=lambda wildcards, output: Path(output.confusion).parent,
+    log:
+        f"logs/{POINT}/evaluate_{{model}}.log",
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    shell:
+        "python -m stages.evaluate --model-file {input.model} --data {input.data}"
+        " --metrics {output.metrics} --details {output.details} --predictions {output.predictions}"
+        " --figures {params.figures} > {log} 2>&1"
+
+
+rule sweep_report:
+    input:
+        code=code_files("stages.sweep_report"),
+        table="sweeps/{sweep}.tsv",
+        metrics=lambda wildcards: expand(rules.sweep_evaluate.output.metrics, sweep=wildcards.sweep,
+                                         point=SWEEPS[wildcards.sweep], model=MODELS),
+    output:
+        table=report("sweeps/{sweep}/results.md", category="Sweeps"),
+        figure=report("sweeps/{sweep}/results.png", category="Sweeps"),
+    params:
+        models=MODELS,
+    log:
+        "logs/sweeps/{sweep}/report.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        "python -m stages.sweep_report --sweep {input.table} --points sweeps/{wildcards.sweep}"
+        " --models {params.models} --out {output.table} --figure {output.figure} > {log} 2>&1"

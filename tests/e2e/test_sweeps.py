@@ -3,6 +3,7 @@
 import csv
 import io
 import re
+import shlex
 import time
 
 import pytest
@@ -93,3 +94,64 @@ def test_a_diverging_point_fails_alone_and_says_why(baseline, tmp_path):
     log = run(root, "dvc", "queue", "logs", failed).stdout
     diverged = [line for line in log.splitlines() if line.startswith("error: training diverged")]
     assert len(diverged) == 1 and "lower lr (now 1e+20)" in diverged[0]
+
+
+# Snakemake: sweeps/<name>.tsv ------------------------------------------------------------
+
+def snakemake_jobs(output: str) -> dict[str, int]:
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
+
+
+@pytest.fixture(scope="module")
+def snakemake_sweep(tmp_path_factory, tiny_mirror):
+    root = make_project(tmp_path_factory.mktemp("smk_sweep") / "project", tiny_mirror)
+    (root / "sweeps").mkdir()
+    (root / "sweeps" / "lr.tsv").write_text("optimizer\tlr\nadam\t0.001\nsgd\t1e-2\n")
+    result = run(root, "snakemake", "-c2", "-p", "sweeps")
+    return root, result.stdout + result.stderr
+
+
+def test_a_snakemake_sweep_runs_every_point_and_the_data_stages_once(snakemake_sweep):
+    root, output = snakemake_sweep
+    assert snakemake_jobs(output) == {"download": 1, "normalize": 1, "split": 1, "sweep_train": 6,
+                                      "sweep_evaluate": 6, "sweep_report": 1, "sweeps": 1}
+    table = (root / "sweeps" / "lr" / "results.md").read_text().splitlines()
+    assert table[0] == "| optimizer | lr | conv1 test accuracy | conv2 test accuracy | conv3 test accuracy |"
+    assert [line.split(" | ")[:2] for line in table[2:]] == [["| adam", "0.001"], ["| sgd", "1e-2"]]
+    assert (root / "sweeps" / "lr" / "results.png").read_bytes()[:4] == b"\x89PNG"
+    for point in ("optimizer~adam_lr~0.001", "optimizer~sgd_lr~1e-2"):
+        assert (root / "sweeps" / "lr" / point / "metrics" / "test" / "conv3.json").exists()
+
+
+def test_every_point_runs_the_stage_command_pinned_to_its_params(snakemake_sweep):
+    _, output = snakemake_sweep
+    commands = [line for line in output.splitlines() if line.startswith("Shell command: python -m stages.train")]
+    assert len(commands) == 6
+    pins = []
+    for command in commands:
+        words = shlex.split(command.removeprefix("Shell command: ").split(" > ")[0])
+        pins.append(tuple(sorted(words[i + 1] for i, word in enumerate(words)
+                                 if word == "--set" and words[i + 1].startswith(("lr=", "optimizer=")))))
+    assert sorted(set(pins)) == [("lr=0.001", 'optimizer="adam"'), ("lr=0.01", 'optimizer="sgd"')]
+
+
+def test_adding_a_row_runs_only_that_rows_jobs(snakemake_sweep, tmp_path):
+    root = copy_project(snakemake_sweep[0], tmp_path / "project")
+    with (root / "sweeps" / "lr.tsv").open("a") as table:
+        table.write("rmsprop\t0.001\n")
+    output = run(root, "snakemake", "-n", "-c2", "sweeps").stdout
+    assert snakemake_jobs(output) == {"sweep_train": 3, "sweep_evaluate": 3, "sweep_report": 1, "sweeps": 1}
+    assert set(re.findall(r"output: sweeps/lr/([^/]+)/models/", output)) == {"optimizer~rmsprop_lr~0.001"}
+
+
+def test_a_bad_point_stops_the_sweep_before_any_job(tmp_path, tiny_mirror):
+    root = make_project(tmp_path / "project", tiny_mirror)
+    (root / "sweeps").mkdir()
+    (root / "sweeps" / "bad.tsv").write_text("lr\n0.01\n-1\n")
+    result = run(root, "snakemake", "-c2", "sweeps", check=False)
+    assert result.returncode != 0
+    assert "error: invalid sweeps/bad.tsv line 3: lr: -1 is less than or equal to the minimum of 0" in result.stderr
+    assert not (root / "data").exists()

@@ -1,0 +1,51 @@
+"""Sweeps for Snakemake: `sweeps/<name>.tsv`, one column per dotted param key, one row per point.
+
+    optimizer   lr
+    adam        0.001
+    sgd         0.01
+
+Values are read as YAML 1.2, as `dvc exp run -S` reads them. Each point is named after
+its values (`optimizer~adam_lr~0.001`, as Snakemake's Paramspace names them), so adding a
+row adds a point and leaves the others' outputs where they are.
+"""
+
+import copy
+import csv
+from pathlib import Path
+from typing import Any
+
+from stages.common.params import ParamsError, parse_yaml, validate
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """The table's rows, {key: value as written}."""
+    with path.open(newline="") as table:
+        rows = list(csv.DictReader(table, delimiter="\t"))
+    if not rows:
+        raise ParamsError(f"{path} has no points; write a header of param keys and one row per point")
+    for number, row in enumerate(rows, start=2):  # line 1 is the header
+        if None in row or None in row.values():
+            raise ParamsError(f"{path} line {number} does not have one value per column; fix that row")
+    return [{key: text.strip() for key, text in row.items()} for row in rows]
+
+
+def point_name(row: dict[str, str]) -> str:
+    return "_".join(f"{key}~{text}" for key, text in row.items())
+
+
+def load_sweep(path: Path, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{point name: params with that row's values}, every point validated against the schema."""
+    points = {}
+    for number, row in enumerate(read_rows(path), start=2):
+        config = copy.deepcopy(params)
+        for key, text in row.items():
+            *parents, leaf = key.split(".")
+            node = config
+            for part in parents:
+                if not isinstance(node.get(part), dict):
+                    raise ParamsError(f"{path}: column {key!r}: {part!r} is not a section of params.yaml")
+                node = node[part]
+            node[leaf] = parse_yaml(text)
+        given = {key: f"{path} line {number}" for key in row}
+        points[point_name(row)] = validate(config, source=str(path), overridden=given)
+    return points
