@@ -9,17 +9,25 @@
 # command reads is pinned with `--set` from the rule's `params:`, so Snakemake reruns a job
 # exactly when a value it uses changes (`--config lr=0.01` included), and every source file
 # it runs is an input (computed from the imports), so editing code reruns what runs it.
+# No `benchmark:` files: Snakemake counts them as outputs, so ones left by an earlier run
+# would make it redo work that `dvc repro` has since done (metrics/timing/ has the times).
+
+import sys
 
 from snakemake.utils import min_version
 
 from stages.common.code import code_files
-from stages.common.params import as_set_args, snakemake_params
+from stages.common.params import ParamsError, as_set_args, snakemake_params
 
 min_version("9.0")
 
 # params.yaml, read as DVC reads it (YAML 1.2), with `--config` overrides on top. Not a
-# `configfile:`, whose YAML 1.1 reader takes `lr: 5e-05` for a string.
-PARAMS = snakemake_params("params.yaml", config)
+# `configfile:`, whose YAML 1.1 reader takes `lr: 5e-05` for a string. A bad value stops
+# the workflow before any job, with the stages' own one-line message.
+try:
+    PARAMS = snakemake_params("params.yaml", config)
+except ParamsError as error:
+    sys.exit(f"error: {error}")
 MODELS = list(PARAMS["models"])
 TRAIN_PARAMS = ["seed", "lr", "epochs", "batch_size", "optimizer", "momentum", "train"]
 CONDA_ENV = "envs/pipeline.yaml"  # used with --use-conda; a prepared virtualenv needs none
@@ -53,8 +61,6 @@ rule download:
         values=pinned("data"),
     log:
         "logs/download.log",
-    benchmark:
-        "logs/benchmarks/download.tsv"
     conda:
         CONDA_ENV
     threads: 1
@@ -75,8 +81,6 @@ rule normalize:
         values=pinned("data.files"),
     log:
         "logs/normalize.log",
-    benchmark:
-        "logs/benchmarks/normalize.tsv"
     conda:
         CONDA_ENV
     threads: 1
@@ -97,8 +101,6 @@ rule split:
         values=pinned("seed", "split"),
     log:
         "logs/split.log",
-    benchmark:
-        "logs/benchmarks/split.tsv"
     conda:
         CONDA_ENV
     threads: 1
@@ -116,12 +118,11 @@ rule train:
     output:
         model="models/{model}.keras",
         live=directory("metrics/train/{model}"),
+        timing="metrics/timing/{model}.json",
     params:
         values=lambda wildcards: pinned(*TRAIN_PARAMS, f"models.{wildcards.model}"),
     log:
         "logs/train/{model}.log",
-    benchmark:
-        "logs/benchmarks/train_{model}.tsv"
     conda:
         CONDA_ENV
     threads: 2
@@ -131,7 +132,7 @@ rule train:
         gpu=0,  # CPU by default; profiles/slurm asks for one GPU per training job
     shell:
         "python -m stages.train --model {wildcards.model} --data {input.data}"
-        " --out {output.model} --live {output.live} {params.values} > {log} 2>&1"
+        " --out {output.model} --live {output.live} --timing {output.timing} {params.values} > {log} 2>&1"
 
 
 rule evaluate:
@@ -147,8 +148,6 @@ rule evaluate:
         misclassified=report("metrics/figures/{model}/misclassified.png", category="Misclassified"),
     log:
         "logs/evaluate/{model}.log",
-    benchmark:
-        "logs/benchmarks/evaluate_{model}.tsv"
     conda:
         CONDA_ENV
     threads: 2
@@ -174,8 +173,6 @@ rule report:
         values=pinned("models"),
     log:
         "logs/report.log",
-    benchmark:
-        "logs/benchmarks/report.tsv"
     conda:
         CONDA_ENV
     threads: 1

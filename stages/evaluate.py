@@ -11,6 +11,7 @@ it), and two PNGs: the confusion matrix and a grid of misclassified test images.
 
 import csv
 import json
+import zipfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import numpy as np
 
 from stages.common import cli
 from stages.common.classes import CLASS_NAMES
-from stages.common.errors import PipelineError
+from stages.common.errors import PipelineError, written_by
 from stages.common.figures import plt, save_figure
 from stages.common.files import atomic_path
 from stages.common.splits import load_split
@@ -114,7 +115,11 @@ def plot_misclassified(images: np.ndarray, labels: np.ndarray, predicted: np.nda
 def _load_model(path: Path) -> keras.Model:
     if not path.exists():
         raise PipelineError(f"{path} is missing; run the train stage for this model first")
-    return keras.models.load_model(path, compile=False)  # the test loss is computed here, not by Keras
+    if not zipfile.is_zipfile(path):  # Keras would call it "not found"
+        raise PipelineError(f"{path} is not a Keras model (not a .keras zip archive); "
+                            "delete it and run the train stage again")
+    with written_by("train stage", path):
+        return keras.models.load_model(path, compile=False)  # the test loss is computed here, not by Keras
 
 
 def _cli() -> None:

@@ -19,7 +19,8 @@ from stages.common.errors import written_by
 from stages.common.figures import plt, save_figure
 from stages.common.files import atomic_path
 
-HEADER = ("model", "parameters", "test accuracy", "test loss", "epochs", "training time")
+# No training time: it differs on every run, and the table should change only when results do.
+HEADER = ("model", "parameters", "test accuracy", "test loss", "epochs")
 
 
 def main(models: list[str], metrics_dir: Path, report_out: Path, figure_out: Path) -> None:
@@ -31,17 +32,10 @@ def main(models: list[str], metrics_dir: Path, report_out: Path, figure_out: Pat
 
 
 def table_row(model: str, metrics_dir: Path) -> tuple[str, ...]:
-    test = _read_json(metrics_dir / "test" / f"{model}.json")
-    details = _read_json(metrics_dir / "details" / f"{model}.json")
-    training = _read_json(metrics_dir / "train" / model / "metrics.json")
-    return (
-        model,
-        f"{details['params']:,}",
-        f"{test['accuracy']:.4f}",
-        f"{test['loss']:.4f}",
-        str(training["epochs_run"]),
-        f"{training['train_time_s'] / 60:.1f} min",
-    )
+    accuracy, loss = _read_json(metrics_dir / "test" / f"{model}.json", "accuracy", "loss")
+    [params] = _read_json(metrics_dir / "details" / f"{model}.json", "params")
+    [epochs] = _read_json(metrics_dir / "train" / model / "metrics.json", "epochs_run")
+    return model, f"{params:,}", f"{accuracy:.4f}", f"{loss:.4f}", str(epochs)
 
 
 def render_table(rows: list[tuple[str, ...]]) -> str:
@@ -72,13 +66,14 @@ def plot_curves(curves: dict[str, dict[str, list[float]]]) -> plt.Figure:
     return figure
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    with written_by("train and evaluate stages"):
-        return json.loads(path.read_text())
+def _read_json(path: Path, *keys: str) -> list[Any]:
+    with written_by("train and evaluate stages", path):
+        content = json.loads(path.read_text())
+        return [content[key] for key in keys]
 
 
 def _read_tsv_column(path: Path, column: str) -> list[float]:
-    with written_by("train stage"), path.open(newline="") as tsv:
+    with written_by("train stage", path), path.open(newline="") as tsv:
         return [float(row[column]) for row in csv.DictReader(tsv, delimiter="\t")]
 
 

@@ -14,17 +14,18 @@ from pathlib import Path
 import numpy as np
 
 from stages.common import cli
-from stages.common.errors import written_by
+from stages.common.errors import PipelineError, written_by
 from stages.common.files import atomic_dir
 from stages.common.splits import save_split
 
 
 def main(interim_dir: Path, out_dir: Path, test_size: float, validation_size: float, seed: int) -> None:
-    with written_by("normalize stage"):
-        images, labels = np.load(interim_dir / "images.npy"), np.load(interim_dir / "labels.npy")
+    images, labels = (_load(interim_dir / name) for name in ("images.npy", "labels.npy"))
     rng = np.random.default_rng(seed)
     test, rest = stratified_split(labels, test_size, rng)
     validation, train = (rest[part] for part in stratified_split(labels[rest], validation_size, rng))
+    for name, indices in (("train", train), ("validation", validation), ("test", test)):
+        check_every_class(name, labels, labels[indices], test_size, validation_size)
     with atomic_dir(out_dir) as tmp:
         for name, indices in (("train", train), ("validation", validation), ("test", test)):
             save_split(tmp / f"{name}.npz", images[indices], labels[indices])
@@ -39,6 +40,23 @@ def stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generat
         held_out.append(members[:cut])
         kept.append(members[cut:])
     return rng.permutation(np.concatenate(held_out)), rng.permutation(np.concatenate(kept))
+
+
+def check_every_class(name: str, labels: np.ndarray, part: np.ndarray, test_size: float,
+                      validation_size: float) -> None:
+    """Refuse a split that leaves a class out of a set: training or scoring without it is meaningless."""
+    missing = sorted(set(np.unique(labels)) - set(np.unique(part)))
+    if missing:
+        raise PipelineError(
+            f"split.test_size={test_size} and split.validation_size={validation_size} leave no image of "
+            f"class {', '.join(map(str, missing))} in the {name} set ({len(part)} images); "
+            "choose sizes that keep every class in every set"
+        )
+
+
+def _load(path: Path) -> np.ndarray:
+    with written_by("normalize stage", path):
+        return np.load(path, allow_pickle=False)
 
 
 def _cli() -> None:

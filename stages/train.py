@@ -1,14 +1,18 @@
 """Stage `train@<model>`: train one of the three CNNs on the train split, steered by validation.
 
     python -m stages.train --model conv2 --data data/processed \
-        --out models/conv2.keras --live metrics/train/conv2
+        --out models/conv2.keras --live metrics/train/conv2 --timing metrics/timing/conv2.json
 
 Training is seeded and deterministic: the same params on the same machine give the
 same weights. Per-epoch loss and accuracy (train and validation) are logged with
-DVCLive under `--live`, with the training time in its metrics.json.
+DVCLive under `--live`; the training time goes to `--timing`.
 """
 
+import json
+import math
+import sys
 import time
+import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,13 +21,16 @@ import numpy as np
 
 from stages.common import cli
 from stages.common.errors import PipelineError
-from stages.common.files import atomic_path
+from stages.common.files import atomic_dir, atomic_path
 from stages.common.models import NUM_CLASSES, build_model
 from stages.common.splits import load_split
 from stages.common.tensorflow import keras, tf
 
 if TYPE_CHECKING:
     from dvclive import Live
+
+# Validation accuracy under this many times chance (one class in ten) counts as "at chance".
+CHANCE_MARGIN = 1.5
 
 
 @dataclass(frozen=True)
@@ -53,21 +60,89 @@ class TrainConfig:
 
 
 def main(model_name: str, model_settings: dict[str, Any], data_dir: Path, model_out: Path,
-         live_dir: Path, config: TrainConfig) -> None:
+         live_dir: Path, timing_out: Path, config: TrainConfig) -> None:
     from dvclive import Live  # after stages.common.tensorflow, whose settings must come first
 
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     train_split = load_split(data_dir / "train.npz")
     validation_split = load_split(data_dir / "validation.npz")
-    model = compile_model(model_name, model_settings, config, train_size=len(train_split[1]))
-    with Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
-        started = time.perf_counter()
-        history = fit(model, train_split, validation_split, config, make_callbacks(config, live))
-        live.summary["train_time_s"] = round(time.perf_counter() - started, 1)
-        live.summary["epochs_run"] = len(history.history["loss"])
-    with atomic_path(model_out) as tmp:
-        model.save(tmp)
+    train_size = len(train_split[1])
+    if config.batch_size > train_size:
+        raise PipelineError(f"batch_size {config.batch_size} is larger than the training set ({train_size} "
+                            f"images); choose at most {train_size}")
+    model = compile_model(model_name, model_settings, config, train_size=train_size)
+    # The outputs are written beside their targets and swapped in together at the end:
+    # a failed or interrupted run leaves the previous set intact. The training time is
+    # kept apart from the DVCLive folder, so that a retrain with the same params gives a
+    # byte-identical folder and model, and everything downstream stays cached.
+    with atomic_path(model_out) as model_tmp, atomic_dir(live_dir) as live_tmp, \
+            atomic_path(timing_out) as timing_tmp:
+        with Live(dir=str(live_tmp), dvcyaml=False, save_dvc_exp=False) as live:
+            started = time.perf_counter()
+            history = fit(model, train_split, validation_split, config, make_callbacks(config, live))
+            seconds = round(time.perf_counter() - started, 1)
+            live.summary["epochs_run"] = len(history.history["loss"])
+            live.summary["at_chance"] = warn_if_at_chance(model_name, history.history["val_accuracy"][-1])
+        save_model(model, model_tmp)
+        timing_tmp.write_text(json.dumps({"train_time_s": seconds, "epochs_run": len(history.history["loss"])},
+                                         indent=2) + "\n")
+
+
+def warn_if_at_chance(model_name: str, val_accuracy: float) -> bool:
+    """Whether the model ended where guessing would (one class in ten), said on stderr if so."""
+    at_chance = val_accuracy < CHANCE_MARGIN / NUM_CLASSES
+    if at_chance:
+        print(f"warning: {model_name} ended at chance level (validation accuracy {val_accuracy:.3f}): it "
+              "learned nothing; lower lr or try another optimizer", file=sys.stderr)
+    return at_chance
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """model.save, minus what Keras stamps in that is not the model (the save time, memory
+    addresses): the same weights give the same bytes."""
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        members = [(info, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, content in members:
+            if info.filename == "metadata.json":
+                metadata = json.loads(content)
+                metadata.pop("date_saved", None)
+                content = json.dumps(metadata).encode()
+            elif info.filename == "config.json":
+                content = json.dumps(_number_shared_objects(json.loads(content), {})).encode()
+            info.date_time = (1980, 1, 1, 0, 0, 0)
+            archive.writestr(info, content)
+
+
+def _number_shared_objects(node: Any, numbers: dict[int, int]) -> Any:
+    """Keras marks objects used twice with their id(), a memory address; number them 1, 2, ... instead."""
+    if isinstance(node, dict):
+        return {key: numbers.setdefault(value, len(numbers) + 1) if key == "shared_object_id"
+                else _number_shared_objects(value, numbers) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_number_shared_objects(item, numbers) for item in node]
+    return node
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stop at the first batch whose loss is NaN or infinite: nothing after it can be trusted."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        super().__init__()
+        self.config, self.epoch = config, 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = float(logs["loss"])
+        if not math.isfinite(loss):
+            raise PipelineError(
+                f"training diverged: the loss became {loss} at epoch {self.epoch + 1}, step {batch + 1}; "
+                f"lower lr (now {self.config.lr:g}) or try another optimizer; nothing was written"
+            )
 
 
 def compile_model(model_name: str, model_settings: dict[str, Any], config: TrainConfig,
@@ -137,23 +212,27 @@ def make_schedule(config: TrainConfig, steps_per_epoch: int) -> float | keras.op
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    rate = make_schedule(config, steps_per_epoch)
+    # Named, not numbered by Keras's per-process counter, so that saved models compare equal.
+    common = {"learning_rate": make_schedule(config, steps_per_epoch), "name": config.optimizer}
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=rate)
+        return keras.optimizers.Adam(**common)
     if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=config.weight_decay)
+        return keras.optimizers.AdamW(**common, weight_decay=config.weight_decay)
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=rate, momentum=config.momentum, nesterov=config.nesterov)
+        return keras.optimizers.SGD(**common, momentum=config.momentum, nesterov=config.nesterov)
     if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=rate, momentum=config.momentum)
+        return keras.optimizers.RMSprop(**common, momentum=config.momentum)
     raise PipelineError(f"unknown optimizer {config.optimizer!r}; choose adam, adamw, sgd or rmsprop")
 
 
 def make_callbacks(config: TrainConfig, live: "Live | None") -> list[keras.callbacks.Callback]:
-    """The validation-driven plateau schedule and early stopping if enabled, then DVCLive logging if `live`."""
+    """Early stopping and the validation-driven plateau schedule if enabled, the stop on a
+    non-finite loss, then DVCLive logging if `live`."""
     from dvclive.keras import DVCLiveCallback
 
-    callbacks: list[keras.callbacks.Callback] = [DVCLiveCallback(live=live)] if live else []
+    callbacks: list[keras.callbacks.Callback] = [StopOnNonFiniteLoss(config)]
+    if live:
+        callbacks.append(DVCLiveCallback(live=live))
     if config.schedule == "plateau":
         callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=config.decay_rate, patience=config.decay_epochs, verbose=1,
@@ -172,11 +251,13 @@ def _cli() -> None:
     parser.add_argument("--data", type=Path, required=True, help="folder with train.npz, validation.npz")
     parser.add_argument("--out", type=Path, required=True, help="where to save the trained .keras model")
     parser.add_argument("--live", type=Path, required=True, help="DVCLive folder for curves and summary")
+    parser.add_argument("--timing", type=Path, required=True, help="JSON to write with the training time")
     args = parser.parse_args()
     params = cli.params_from(args)
     if args.model not in params["models"]:
         raise PipelineError(f"unknown model {args.model!r}; choose one of {', '.join(params['models'])}")
-    main(args.model, params["models"][args.model], args.data, args.out, args.live, TrainConfig.from_params(params))
+    main(args.model, params["models"][args.model], args.data, args.out, args.live, args.timing,
+         TrainConfig.from_params(params))
 
 
 if __name__ == "__main__":

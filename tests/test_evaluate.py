@@ -18,7 +18,7 @@ def tiny_model(tiny_processed, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("model")
     config = replace(train.TrainConfig.from_params(yaml.safe_load(Path("params.yaml").read_text())),
                      epochs=1, batch_size=32)
-    train.main("conv1", TINY_MODEL, tiny_processed, out / "conv1.keras", out / "live", config)
+    train.main("conv1", TINY_MODEL, tiny_processed, out / "conv1.keras", out / "live", out / "timing.json", config)
     return out / "conv1.keras"
 
 

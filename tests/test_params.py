@@ -93,7 +93,7 @@ def test_yaml_1_2_numbers_are_numbers_in_the_file_and_in_set(tmp_path, text, val
     ("models.conv2.conv_dropout=1.5", "models.conv2.conv_dropout: 1.5 is greater than or equal to the maximum"),
 ])
 def test_a_bad_override_is_blamed_on_the_override(override, message):
-    with pytest.raises(ParamsError, match="; fix that value$") as error:
+    with pytest.raises(ParamsError, match="; fix that override$") as error:
         load_params("params.yaml", [override])
     assert message in str(error.value)
     assert "params.yaml" not in str(error.value)

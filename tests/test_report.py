@@ -11,7 +11,7 @@ def fake_metrics(folder, model, accuracy, epochs=3):
     for part, content in (("test", {"accuracy": accuracy, "loss": 0.3}), ("details", {"params": 173738})):
         (folder / part).mkdir(exist_ok=True)
         (folder / part / f"{model}.json").write_text(json.dumps(content))
-    (folder / "train" / model / "metrics.json").write_text(json.dumps({"epochs_run": epochs, "train_time_s": 90}))
+    (folder / "train" / model / "metrics.json").write_text(json.dumps({"epochs_run": epochs}))
     for name, values in (("accuracy", [0.8, 0.85, accuracy]), ("loss", [0.5, 0.4, 0.3])):
         rows = "".join(f"{step}\t{value}\n" for step, value in enumerate(values))
         (folder / "train" / model / "plots" / "metrics" / "eval" / f"{name}.tsv").write_text(f"step\t{name}\n{rows}")
@@ -22,8 +22,8 @@ def test_table_and_figure(tmp_path):
     fake_metrics(tmp_path, "conv2", 0.92)
     report.main(["conv1", "conv2"], tmp_path, tmp_path / "results.md", tmp_path / "curves.png")
     lines = (tmp_path / "results.md").read_text().splitlines()
-    assert lines[0] == "| model | parameters | test accuracy | test loss | epochs | training time |"
-    assert lines[2] == "| conv1 | 173,738 | 0.9123 | 0.3000 | 3 | 1.5 min |"
+    assert lines[0] == "| model | parameters | test accuracy | test loss | epochs |"
+    assert lines[2] == "| conv1 | 173,738 | 0.9123 | 0.3000 | 3 |"
     assert len(lines) == 4
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
 

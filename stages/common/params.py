@@ -84,11 +84,19 @@ def validate(config: Any, source: str = "params.yaml",
     if errors:
         error = errors[0]
         where = ".".join(str(part) for part in error.absolute_path) or "top level"
-        override = next((how for key, how in (overridden or {}).items()
-                         if where == key or where.startswith(key + ".")), None)
-        origin, fix = (override, "that value") if override else (source, "it in params.yaml")
+        culprits = [".".join(str(part) for part in [*error.absolute_path, key]) for key in _unexpected_keys(error)]
+        override = next((how for key, how in (overridden or {}).items() for path in culprits or [where]
+                         if path == key or path.startswith(key + ".")), None)
+        origin, fix = (override, "that override") if override else (source, "it in params.yaml")
         raise ParamsError(f"invalid {origin}: {where}: {_describe(error)}; fix {fix}")
     return config
+
+
+def _unexpected_keys(error: jsonschema.ValidationError) -> list[str]:
+    """The keys an `additionalProperties: false` error is about (the error itself names only their parent)."""
+    if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
+        return []
+    return [key for key in error.instance if key not in error.schema.get("properties", {})]
 
 
 def parse_override(text: str) -> tuple[str, Any]:

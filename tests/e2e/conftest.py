@@ -9,11 +9,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stages.common.params import load_params
 from tests.conftest import MirrorServer, Reply
 from tests.tiny_data import GZ_NAMES, files_spec, idx_bytes, tiny_arrays
 
 REPO = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ["stages", "dvc.yaml", "Snakefile", "params.yaml", "params.schema.yaml", "profiles", "report", "envs"]
+PROJECT_FILES = [
+    "stages", "dvc.yaml", "Snakefile", "params.yaml", "params.schema.yaml", ".dvcignore", ".gitignore",
+    "profiles", "report", "envs", "pyproject.toml",
+]
 ENV = {
     **os.environ,
     "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # `python` in commands = this one
@@ -53,7 +57,7 @@ def make_project(root: Path, tiny_mirror: tuple[str, dict], **overrides) -> Path
             shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, root / name)
-    params = yaml.safe_load((root / "params.yaml").read_text())
+    params = load_params(root / "params.yaml")
     params["data"]["mirrors"] = [f"{url}missing/", url]  # the first mirror 404s: fallback is exercised
     params["data"]["files"] = files
     params.update(epochs=1, batch_size=32)
@@ -64,4 +68,10 @@ def make_project(root: Path, tiny_mirror: tuple[str, dict], **overrides) -> Path
     run(root, "dvc", "init", "-q")
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-qm", "tiny project")
+    return root
+
+
+def copy_project(source: Path, root: Path) -> Path:
+    """A copy of a tiny project, its git history and DVC cache included, for a test to change."""
+    shutil.copytree(source, root, symlinks=True)
     return root

@@ -1,12 +1,16 @@
-"""The real `dvc` commands on a tiny copy of the project."""
+"""The real `dvc` commands on a tiny copy of the project.
+
+Every test stands alone: fixtures build what it reads, and a test that changes a
+project works on its own copy (`copy_project`).
+"""
 
 import json
 import re
 
 import pytest
-import yaml
 
-from tests.e2e.conftest import make_project, run
+from stages.common.params import parse_yaml
+from tests.e2e.conftest import copy_project, make_project, run
 
 pytestmark = pytest.mark.e2e
 MODELS = ["conv1", "conv2", "conv3"]
@@ -20,11 +24,27 @@ def ran_and_skipped(output: str) -> tuple[set[str], set[str]]:
     return ran, skipped
 
 
+def exp_run(root, *args: str, check: bool = True):
+    result = run(root, "dvc", "exp", "run", *args, check=check)
+    return result, result.stdout + result.stderr
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, tiny_mirror):
+    """A tiny project after `dvc repro`, its results committed: the baseline."""
     root = make_project(tmp_path_factory.mktemp("dvc") / "project", tiny_mirror)
     first = run(root, "dvc", "repro")
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "baseline results")
     return root, first.stdout + first.stderr
+
+
+@pytest.fixture(scope="module")
+def small_lr_experiment(project, tmp_path_factory):
+    """`dvc exp run -S lr=0.00005` on a copy of the baseline: DVC writes `lr: 5e-05`."""
+    root = copy_project(project[0], tmp_path_factory.mktemp("exp") / "project")
+    _, output = exp_run(root, "-S", "lr=0.00005")
+    return root, output
 
 
 def test_repro_runs_every_stage_and_writes_metrics(project):
@@ -33,7 +53,7 @@ def test_repro_runs_every_stage_and_writes_metrics(project):
     assert ran == UPSTREAM | PER_MODEL | {"report"}
     for model in MODELS:
         metrics = json.loads((root / "metrics" / "test" / f"{model}.json").read_text())
-        assert {"accuracy", "loss", "params", "per_class_accuracy"} <= set(metrics)
+        assert set(metrics) == {"accuracy", "loss"}
         assert (root / "models" / f"{model}.keras").exists()
     assert "| conv3 | 1,421,194 |" in (root / "metrics" / "results.md").read_text()
 
@@ -47,38 +67,109 @@ def test_second_repro_reruns_nothing(project):
     assert "up to date" in run(root, "dvc", "status").stdout
 
 
-def test_exp_run_with_new_lr_reruns_only_training_and_what_follows(project):
-    root, _ = project
-    run(root, "git", "add", "-A")
-    run(root, "git", "commit", "-qm", "baseline results")
-    output = run(root, "dvc", "exp", "run", "-S", "lr=0.01").stdout
+def test_small_lr_is_written_as_yaml_1_2_and_used(small_lr_experiment):
+    root, output = small_lr_experiment
+    assert "lr: 5e-05" in (root / "params.yaml").read_text()  # what PyYAML read as a string
     ran, skipped = ran_and_skipped(output)
     assert ran == PER_MODEL | {"report"}  # report only re-tabulates the new metrics
     assert skipped == UPSTREAM
-    assert yaml.safe_load((root / "params.yaml").read_text())["lr"] == 0.01
 
 
-def test_metrics_diff_compares_each_model_against_the_commit(project):
-    root, _ = project
-    diff = run(root, "dvc", "metrics", "diff", "--json").stdout
-    changed = json.loads(diff)
+def test_metrics_diff_compares_each_model_against_the_commit(small_lr_experiment):
+    root, _ = small_lr_experiment
+    changed = json.loads(run(root, "dvc", "metrics", "diff", "--json").stdout)
+    assert set(changed) == {f"metrics/test/{model}.json" for model in MODELS}
     for model in MODELS:
-        assert set(changed[f"metrics/test/{model}.json"]) >= {"loss"}
-    # `params` (the parameter count) does not change with lr, so it is not in the diff
-    assert "params" not in changed["metrics/test/conv1.json"]
+        assert set(changed[f"metrics/test/{model}.json"]) <= {"accuracy", "loss"}
+        assert "loss" in changed[f"metrics/test/{model}.json"]
 
 
-def test_exp_show_lists_the_experiment_with_its_lr(project):
+def test_exp_show_lists_the_experiment_with_its_params_and_metrics(small_lr_experiment):
+    root, _ = small_lr_experiment
+    rows = json.loads(run(root, "dvc", "exp", "show", "--json").stdout)
+    experiments = [exp for row in rows for exp in (row.get("experiments") or [])]
+    assert len(experiments) == 1
+    [revision] = experiments[0]["revs"]
+    data = revision["data"]
+    assert data["params"]["params.yaml"]["data"]["lr"] == 5e-05
+    for model in MODELS:
+        assert set(data["metrics"][f"metrics/test/{model}.json"]["data"]) == {"accuracy", "loss"}
+
+
+@pytest.mark.parametrize("model, setting, value", [("conv1", "conv_dropout", "0.3"), ("conv2", "dense_units", "16"),
+                                                    ("conv3", "dense_dropout", "0.1")])
+def test_one_models_setting_reruns_only_that_model(project, tmp_path, model, setting, value):
+    root = copy_project(project[0], tmp_path / "project")
+    _, output = exp_run(root, "-S", f"models.{model}.{setting}={value}")
+    ran, skipped = ran_and_skipped(output)
+    assert ran == {f"train@{model}", f"evaluate@{model}", "report"}
+    assert skipped == UPSTREAM | PER_MODEL - ran
+    assert parse_yaml((root / "params.yaml").read_text())["models"][model][setting] == parse_yaml(value)
+
+
+def test_every_form_of_a_float_is_a_float(project, tmp_path):
+    root = copy_project(project[0], tmp_path / "project")
+    for text, value in (("1e-3", 1e-3), ("1E-4", 1e-4), (".5e-4", 5e-05), ("3.0e-4", 3e-4)):
+        _, output = exp_run(root, "-S", f"lr={text}", "train@conv1")
+        assert "Running stage 'train@conv1'" in output, output
+        assert parse_yaml((root / "params.yaml").read_text())["lr"] == value
+
+
+@pytest.mark.parametrize("setting, line", [
+    ("epochs=1e1", "error: invalid params.yaml: epochs: 10.0 is not an integer; write a whole number such as 10 "
+                   "(1e1 and 10.0 are floats); fix it in params.yaml"),
+    ("train.nesterov=yes", "error: invalid params.yaml: train.nesterov: 'yes' is not a boolean; write true or false; "
+                           "fix it in params.yaml"),
+])
+def test_a_value_of_the_wrong_kind_stops_the_run_with_one_line(project, tmp_path, setting, line):
+    root = copy_project(project[0], tmp_path / "project")
+    result, output = exp_run(root, "-S", setting, "train@conv1", check=False)
+    assert result.returncode != 0
+    assert line in output.splitlines()
+
+
+def test_editing_a_shared_module_reruns_exactly_what_runs_it(project, tmp_path):
+    root = copy_project(project[0], tmp_path / "project")
+    with (root / "stages" / "common" / "classes.py").open("a") as classes:
+        classes.write("\n# an edit\n")
+    status = json.loads(run(root, "dvc", "status", "--json").stdout)
+    assert set(status) == {f"evaluate@{model}" for model in MODELS}
+
+
+def test_a_forced_retrain_leaves_evaluate_and_report_cached(project, tmp_path):
+    root = copy_project(project[0], tmp_path / "project")
+    before = (root / "models" / "conv1.keras").read_bytes()
+    run(root, "dvc", "repro", "-f", "train@conv1")
+    assert (root / "models" / "conv1.keras").read_bytes() == before
+    ran, _ = ran_and_skipped(run(root, "dvc", "repro").stdout)
+    assert ran == set()
+
+
+def test_snakemake_markers_are_not_changes_to_dvc(project, tmp_path):
+    root = copy_project(project[0], tmp_path / "project")
+    for folder in ["data/raw", "data/interim", "data/processed", *(f"metrics/train/{model}" for model in MODELS)]:
+        (root / folder / ".snakemake_timestamp").touch()  # what Snakemake leaves in a directory() output
+    assert "up to date" in run(root, "dvc", "status").stdout
+
+
+def test_duplicate_keys_are_refused_by_dvc_and_the_stages_alike(project, tmp_path):
+    root = copy_project(project[0], tmp_path / "project")
+    with (root / "params.yaml").open("a") as params:
+        params.write("lr: 0.1\n")
+    result = run(root, "dvc", "repro", "-f", "split", check=False)
+    assert result.returncode != 0
+    assert "duplicate key" in (result.stdout + result.stderr).lower()
+    stage = run(root, "python", "-m", "stages.split", "--interim", "data/interim", "--out", "data/processed",
+                check=False)
+    assert stage.returncode == 1
+    assert stage.stderr.strip().startswith('error: params.yaml sets duplicate key "lr"')
+
+
+def test_plots_show_renders_curves_and_confusion_matrices(project, tmp_path):
     root, _ = project
-    table = run(root, "dvc", "exp", "show", "--json").stdout
-    assert "0.01" in table and "metrics/test/conv1.json" in table
-
-
-def test_plots_show_renders_curves_and_confusion_matrices(project):
-    root, _ = project
-    run(root, "dvc", "plots", "show", "-o", "plots_out")
-    assert "<html>" in (root / "plots_out" / "index.html").read_text()
-    images = {p.name for p in (root / "plots_out" / "static").iterdir()}
+    run(root, "dvc", "plots", "show", "-o", str(tmp_path / "plots"))
+    assert "<html>" in (tmp_path / "plots" / "index.html").read_text()
+    images = {p.name for p in (tmp_path / "plots" / "static").iterdir()}
     assert {"workspace_metrics_figures_conv3_confusion.png",
             "workspace_metrics_figures_validation_curves.png"} <= images
 
@@ -109,10 +200,8 @@ def test_bad_params_stop_the_pipeline_with_one_clear_line(tmp_path, tiny_mirror,
 def test_no_valid_mirror_fails_with_every_mirror_named(tmp_path, tiny_mirror):
     url, files = tiny_mirror
     bad_files = {role: dict(spec, sha256="0" * 64) for role, spec in files.items()}
-    root = make_project(tmp_path / "nomirror", tiny_mirror)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["data"]["files"] = bad_files
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    root = make_project(tmp_path / "nomirror", tiny_mirror, data={"mirrors": [f"{url}missing/", url],
+                                                                  "timeout_s": 10, "files": bad_files})
     result = run(root, "dvc", "repro", "download", check=False)
     assert result.returncode != 0
     output = result.stdout + result.stderr

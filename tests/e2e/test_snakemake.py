@@ -1,4 +1,8 @@
-"""The real `snakemake` commands on a tiny copy of the project."""
+"""The real `snakemake` commands on a tiny copy of the project.
+
+Every test stands alone: the module's workflow is only read, and a test that changes a
+project works on its own copy (`copy_project`).
+"""
 
 import re
 import shutil
@@ -8,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.conftest import REPO, make_project, run
+from tests.e2e.conftest import REPO, copy_project, make_project, run
 
 pytestmark = pytest.mark.e2e
 MODELS = ["conv1", "conv2", "conv3"]
@@ -36,8 +40,9 @@ def workflow(tmp_path_factory, tiny_mirror):
 
 def test_full_run_produces_the_same_files_as_dvc(workflow):
     for model in MODELS:
-        for path in (f"models/{model}.keras", f"metrics/test/{model}.json", f"metrics/predictions/{model}.csv",
-                     f"metrics/figures/{model}/confusion.png", f"metrics/train/{model}/metrics.json"):
+        for path in (f"models/{model}.keras", f"metrics/test/{model}.json", f"metrics/details/{model}.json",
+                     f"metrics/predictions/{model}.csv", f"metrics/figures/{model}/confusion.png",
+                     f"metrics/train/{model}/metrics.json", f"metrics/timing/{model}.json"):
             assert (workflow / path).exists(), path
     for path in ("data/raw/train-images-idx3-ubyte", "data/processed/test.npz", "metrics/results.md"):
         assert (workflow / path).exists(), path
@@ -60,20 +65,48 @@ def test_lr_change_reruns_only_train_and_evaluate(workflow):
     assert set(jobs) <= {"report", "all"}  # report only re-tabulates; nothing upstream reruns
 
 
-def test_one_models_setting_reruns_only_that_model(workflow, tmp_path):
-    params = yaml.safe_load((workflow / "params.yaml").read_text())
-    params["models"]["conv2"]["conv_dropout"] = 0.3
+@pytest.mark.parametrize("config", ['models={"conv2": {"conv_dropout": 0.1}}', "models={conv2: {dense_units: 16}}"])
+def test_one_models_setting_reruns_only_that_model(workflow, config):
+    result = run(workflow, "snakemake", "-n", "-c2", "--config", config)
+    assert planned_jobs(result.stdout) == {"train": 1, "evaluate": 1, "report": 1, "all": 1}
+    assert re.findall(r"^\s*output: models/(\w+)\.keras", result.stdout, re.MULTILINE) == ["conv2"]
+
+
+def test_one_models_setting_from_a_config_file(workflow, tmp_path):
     changed = tmp_path / "changed.yaml"
-    changed.write_text(yaml.safe_dump(params))
+    changed.write_text(yaml.safe_dump({"models": {"conv3": {"dense_dropout": 0.2}}}))
     output = run(workflow, "snakemake", "-n", "-c2", "--configfile", str(changed)).stdout
     assert planned_jobs(output) == {"train": 1, "evaluate": 1, "report": 1, "all": 1}
-    trained = re.findall(r"^\s*output: models/(\w+)\.keras", output, re.MULTILINE)
-    assert trained == ["conv2"]
 
 
-def test_report_holds_metrics_and_plots(workflow):
-    run(workflow, "snakemake", "-c2", "--report", "report.zip")
-    with zipfile.ZipFile(workflow / "report.zip") as report:
+@pytest.mark.parametrize("text, pinned", [("5e-05", "5e-05"), ("1e-3", "0.001"), ("1E-4", "0.0001"),
+                                          (".5e-4", "5e-05"), ("3.0e-4", "0.0003")])
+def test_every_form_of_a_float_from_config_is_a_float(workflow, text, pinned):
+    output = run(workflow, "snakemake", "-n", "-p", "-c2", "--config", f"lr={text}").stdout
+    assert planned_jobs(output)["train"] == 3
+    commands = [line for line in output.splitlines() if line.startswith("Shell command: python -m stages.train")]
+    assert len(commands) == 3
+    assert {re.search(r"--set lr=(\S+) ", command).group(1) for command in commands} == {pinned}
+
+
+def test_small_lr_from_config_trains(workflow, tmp_path):
+    root = copy_project(workflow, tmp_path / "project")
+    before = (root / "models" / "conv1.keras").read_bytes()
+    result = run(root, "snakemake", "-c2", "-p", "models/conv1.keras", "--config", "lr=0.00005")
+    assert "--set lr=5e-05" in result.stdout + result.stderr
+    assert (root / "models" / "conv1.keras").read_bytes() != before  # trained anew, at the small rate
+
+
+def test_editing_a_shared_module_plans_what_runs_it(workflow, tmp_path):
+    root = copy_project(workflow, tmp_path / "project")
+    with (root / "stages" / "common" / "classes.py").open("a") as classes:
+        classes.write("\n# an edit\n")
+    assert dry_run(root) == {"evaluate": 3, "report": 1, "all": 1}
+
+
+def test_report_holds_metrics_and_plots(workflow, tmp_path):
+    run(workflow, "snakemake", "-c2", "--report", str(tmp_path / "report.zip"))
+    with zipfile.ZipFile(tmp_path / "report.zip") as report:
         files = {Path(name).name: report.read(name) for name in report.namelist() if not name.endswith("/")}
         confusion_pngs = sum(Path(name).name == "confusion.png" for name in report.namelist())
     assert "report.html" in files
@@ -83,22 +116,24 @@ def test_report_holds_metrics_and_plots(workflow):
     assert {"misclassified.png", "validation_curves.png", "results.md"} <= set(files)
 
 
-def test_dvc_and_snakemake_write_identical_metrics(workflow, tmp_path):
-    copy = tmp_path / "dvc_copy"
-    shutil.copytree(workflow, copy)
-    for generated in ("data/raw", "data/interim", "data/processed", "models", "metrics"):
+def test_dvc_and_snakemake_write_identical_results_and_agree_they_are_done(workflow, tmp_path):
+    copy = copy_project(workflow, tmp_path / "dvc_copy")
+    for generated in ("data/raw", "data/interim", "data/processed", "models", "metrics", ".snakemake"):
         shutil.rmtree(copy / generated)
     run(copy, "dvc", "repro")
-    for model in MODELS:
-        assert (copy / "metrics" / "test" / f"{model}.json").read_bytes() == \
-            (workflow / "metrics" / "test" / f"{model}.json").read_bytes()
+    for path in [*(f"metrics/test/{model}.json" for model in MODELS), *(f"models/{model}.keras" for model in MODELS),
+                 "metrics/results.md", "metrics/train/conv2/metrics.json"]:
+        assert (copy / path).read_bytes() == (workflow / path).read_bytes(), path
+    assert dry_run(copy) == {}  # after dvc repro, Snakemake plans nothing
 
 
 @pytest.mark.parametrize(
     "config, message",
     [
-        ("lr=-1", "lr: -1 is less than or equal to the minimum of 0; fix it in params.yaml"),
-        ("lr=fast", "lr: 'fast' is not of type 'number'"),
+        ("lr=-1", "invalid snakemake --config lr: lr: -1 is less than or equal to the minimum of 0; fix that override"),
+        ("lr=fast", "lr: 'fast' is not a number"),
+        ("train={nesterov: yes}", "train.nesterov: 'yes' is not a boolean"),
+        ("epochs=1e1", "epochs: 10.0 is not an integer"),
         ("learning_rate=0.1", "Additional properties are not allowed ('learning_rate' was unexpected)"),
     ],
 )
@@ -107,6 +142,17 @@ def test_bad_config_fails_before_any_job(tmp_path, tiny_mirror, config, message)
     result = run(root, "snakemake", "-c2", "--config", config, check=False)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
+    assert "fix it in params.yaml" not in result.stdout + result.stderr
+    assert not (root / "data").exists()
+
+
+def test_duplicate_key_in_params_fails_before_any_job(tmp_path, tiny_mirror):
+    root = make_project(tmp_path / "dup", tiny_mirror)
+    with (root / "params.yaml").open("a") as params:
+        params.write("lr: 0.1\n")
+    result = run(root, "snakemake", "-c2", check=False)
+    assert result.returncode != 0
+    assert 'params.yaml sets duplicate key "lr"' in result.stdout + result.stderr
     assert not (root / "data").exists()
 
 

@@ -1,0 +1,95 @@
+"""A grid of experiments through DVC's queue, on a tiny copy of the project."""
+
+import csv
+import io
+import re
+import time
+
+import pytest
+
+from tests.e2e.conftest import copy_project, make_project, run
+
+pytestmark = pytest.mark.e2e
+DATA_STAGES = ("download", "normalize", "split")
+
+
+def wait_for_queue(root, timeout_s: float = 900) -> str:
+    """Poll `dvc queue status` until nothing is queued or running; return the last status."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = run(root, "dvc", "queue", "status").stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            return status
+        time.sleep(3)
+    run(root, "dvc", "queue", "kill", "--all", check=False)
+    raise AssertionError(f"the queue did not finish in {timeout_s} s:\n{status}")
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory, tiny_mirror):
+    root = make_project(tmp_path_factory.mktemp("sweep") / "project", tiny_mirror)
+    run(root, "dvc", "repro")
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "baseline results")
+    return root
+
+
+@pytest.fixture(scope="module")
+def grid(baseline, tmp_path_factory):
+    """The 2 x 2 grid of the README, run two at a time."""
+    root = copy_project(baseline, tmp_path_factory.mktemp("grid") / "project")
+    run(root, "dvc", "exp", "run", "--queue", "-S", "optimizer=adam,sgd", "-S", "lr=0.001,0.01")
+    run(root, "dvc", "queue", "start", "-j", "2")
+    status = wait_for_queue(root)
+    yield root, status
+    run(root, "dvc", "queue", "stop", "--kill", check=False)
+
+
+def experiments(root) -> list[dict]:
+    table = run(root, "dvc", "exp", "show", "--csv", "--hide-workspace").stdout
+    return [row for row in csv.DictReader(io.StringIO(table)) if row["typ"] in ("branch_commit", "branch_base")]
+
+
+def test_every_point_of_the_grid_succeeds(grid):
+    root, status = grid
+    assert status.count("Success") == 4, status
+    rows = experiments(root)
+    assert {(row["optimizer"], float(row["lr"])) for row in rows} == {
+        (optimizer, lr) for optimizer in ("adam", "sgd") for lr in (0.001, 0.01)}
+    for row in rows:
+        for model in ("conv1", "conv2", "conv3"):
+            assert 0 <= float(row[f"metrics/test/{model}.json:accuracy"]) <= 1
+
+
+def test_every_point_skips_the_data_stages(grid):
+    root, status = grid
+    names = re.findall(r"^\w+\s+(\S+)\s+.*Success", status, re.MULTILINE)
+    assert len(names) == 4, status
+    for name in names:
+        log = run(root, "dvc", "queue", "logs", name).stdout
+        for stage in DATA_STAGES:
+            assert f"Stage '{stage}' didn't change, skipping" in log, (name, log)
+        assert "Running stage 'train@conv1'" in log
+
+
+def test_one_point_can_be_applied_and_committed(grid, tmp_path):
+    root = copy_project(grid[0], tmp_path / "project")
+    [chosen] = [row for row in experiments(root) if row["optimizer"] == "sgd" and float(row["lr"]) == 0.01]
+    run(root, "dvc", "exp", "apply", chosen["Experiment"])
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "take sgd at 0.01")
+    assert "up to date" in run(root, "dvc", "status").stdout
+    params = (root / "params.yaml").read_text()
+    assert "optimizer: sgd" in params and "lr: 0.01" in params
+
+
+def test_a_diverging_point_fails_alone_and_says_why(baseline, tmp_path):
+    root = copy_project(baseline, tmp_path / "project")
+    run(root, "dvc", "exp", "run", "--queue", "-S", "optimizer=sgd", "-S", "lr=1e20,0.01")
+    run(root, "dvc", "queue", "start", "-j", "1")
+    status = wait_for_queue(root)
+    assert status.count("Success") == 1 and status.count("Failed") == 1, status
+    [failed] = re.findall(r"^\w+\s+(\S+)\s+.*Failed", status, re.MULTILINE)
+    log = run(root, "dvc", "queue", "logs", failed).stdout
+    diverged = [line for line in log.splitlines() if line.startswith("error: training diverged")]
+    assert len(diverged) == 1 and "lower lr (now 1e+20)" in diverged[0]

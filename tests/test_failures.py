@@ -1,0 +1,282 @@
+"""Every row of the README's "What happens when..." table: the stage's one line, its exit
+status, and what is (not) left behind. Stages run as the user runs them, as processes."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stages import evaluate, train
+from stages.common import cli
+from stages.common.errors import PipelineError
+
+TINY = ["--set", "epochs=2", "--set", "batch_size=32", "--set", "train.warmup_epochs=0"]
+
+
+def stage(name: str, *args: str, user: str | None = None, wait: bool = True, **kwargs):
+    command = [sys.executable, "-m", f"stages.{name}", *args]
+    if user:
+        command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
+    if not wait:
+        return subprocess.Popen(command, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def one_error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def train_args(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["--model", "conv1", "--data", str(data), "--out", str(out / "conv1.keras"),
+            "--live", str(out / "live"), "--timing", str(out / "timing.json"), *TINY, *extra]
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob(".*.tmp*"))
+
+
+# Nonsense refused up front ------------------------------------------------------------
+
+@pytest.mark.parametrize("setting, line", [
+    ("lr=.inf", "error: invalid --set lr=.inf: lr: inf is not a finite number; fix that override"),
+    ("lr=.nan", "error: invalid --set lr=.nan: lr: nan is not a finite number; fix that override"),
+    ("split.test_size=0.9999", "error: invalid --set split.test_size=0.9999: split.test_size: 0.9999 is greater "
+                               "than the maximum of 0.5; fix that override"),
+    ("epochs=1.0", "error: invalid --set epochs=1.0: epochs: 1.0 is not an integer; write a whole number such as "
+                   "10 (1e1 and 10.0 are floats); fix that override"),
+    ("batch_size=100000000", "error: invalid --set batch_size=100000000: batch_size: 100000000 is greater than "
+                             "the maximum of 70000; fix that override"),
+])
+def test_nonsense_is_refused_before_any_work(tmp_path, setting, line):
+    result = stage("train", *train_args(tmp_path, tmp_path), "--set", setting)
+    assert result.returncode == 1
+    assert one_error_line(result) == line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_batch_larger_than_the_training_set_is_refused(tiny_processed, tmp_path):
+    result = stage("train", *train_args(tiny_processed, tmp_path), "--set", "batch_size=5000")
+    assert result.returncode == 1
+    assert one_error_line(result) == ("error: batch_size 5000 is larger than the training set (180 images); "
+                                      "choose at most 180")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_split_that_leaves_a_class_out_is_refused(tmp_path):
+    interim = tmp_path / "interim"
+    interim.mkdir()
+    labels = np.repeat(np.arange(10, dtype=np.uint8), 3)  # 3 images per class
+    np.save(interim / "images.npy", np.zeros((30, 28, 28), np.float32))
+    np.save(interim / "labels.npy", labels)
+    result = stage("split", "--interim", str(interim), "--out", str(tmp_path / "processed"),
+                   "--set", "split.test_size=0.2", "--set", "split.validation_size=0.2")
+    assert result.returncode == 1
+    assert one_error_line(result).startswith(
+        "error: split.test_size=0.2 and split.validation_size=0.2 leave no image of class 0, 1, 2")
+    assert not (tmp_path / "processed").exists()
+
+
+# Divergence ---------------------------------------------------------------------------
+
+def test_non_finite_loss_stops_training_with_nothing_written(tiny_processed, tmp_path):
+    result = stage("train", *train_args(tiny_processed, tmp_path, "--set", "optimizer=sgd", "--set", "lr=1e20"))
+    assert result.returncode == 1
+    line = one_error_line(result)
+    assert line.startswith("error: training diverged: the loss became nan at epoch 1, step ")
+    assert line.endswith("lower lr (now 1e+20) or try another optimizer; nothing was written")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_that_ends_at_chance_says_so_in_its_output_and_metrics(tiny_processed, tmp_path):
+    result = stage("train", *train_args(tiny_processed, tmp_path, "--set", "optimizer=sgd", "--set", "lr=1000"))
+    assert result.returncode == 0
+    [warning] = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warning.startswith("warning: conv1 ended at chance level (validation accuracy 0.")
+    assert json.loads((tmp_path / "live" / "metrics.json").read_text())["at_chance"] is True
+
+
+def test_the_stop_comes_at_the_first_non_finite_batch():
+    stopper = train.StopOnNonFiniteLoss(train.TrainConfig.from_params(cli.load_params("params.yaml")))
+    stopper.on_epoch_begin(2)
+    stopper.on_train_batch_end(0, {"loss": 2.3})
+    with pytest.raises(PipelineError, match="loss became inf at epoch 3, step 8"):
+        stopper.on_train_batch_end(7, {"loss": float("inf")})
+
+
+@pytest.mark.parametrize("accuracy, at_chance", [(0.1, True), (0.149, True), (0.15, False), (0.9, False)])
+def test_a_run_at_chance_says_so(capsys, accuracy, at_chance):
+    assert train.warn_if_at_chance("conv1", accuracy) is at_chance
+    assert ("warning: conv1 ended at chance level" in capsys.readouterr().err) is at_chance
+
+
+# Corrupt inputs -----------------------------------------------------------------------
+
+def damaged(good: bytes) -> dict[str, bytes]:
+    middle = len(good) // 2
+    return {"truncated": good[:middle], "empty": b"", "random": os.urandom(100),
+            "damaged inside": good[:middle] + bytes(b ^ 0xFF for b in good[middle:middle + 64]) + good[middle + 64:]}
+
+
+@pytest.mark.parametrize("kind", ["truncated", "empty", "random", "damaged inside"])
+def test_corrupt_split_file_names_the_stage_that_writes_it(tiny_processed, tmp_path, kind):
+    data = tmp_path / "processed"
+    shutil.copytree(tiny_processed, data)
+    (data / "train.npz").write_bytes(damaged((tiny_processed / "train.npz").read_bytes())[kind])
+    result = stage("train", *train_args(data, tmp_path / "out"))
+    assert result.returncode == 1
+    line = one_error_line(result)
+    assert line.startswith(f"error: {data / 'train.npz'} is corrupt or not what the split stage writes (")
+    assert line.endswith("delete it and run the split stage again") and "allow_pickle" not in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_garbage_model_file_is_named_as_such(tiny_processed, tmp_path):
+    (tmp_path / "conv1.keras").write_bytes(os.urandom(300))
+    result = stage("evaluate", "--model-file", str(tmp_path / "conv1.keras"), "--data", str(tiny_processed),
+                   "--metrics", str(tmp_path / "m.json"), "--details", str(tmp_path / "d.json"),
+                   "--predictions", str(tmp_path / "p.csv"), "--figures", str(tmp_path / "figures"))
+    assert result.returncode == 1
+    assert one_error_line(result) == (f"error: {tmp_path / 'conv1.keras'} is not a Keras model (not a .keras zip "
+                                      "archive); delete it and run the train stage again")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["conv1.keras"]
+
+
+# The machine says no -----------------------------------------------------------------
+
+@pytest.fixture
+def shared_dir():
+    """A folder another user can enter (pytest's own tmp_path is private to this one)."""
+    folder = Path(tempfile.mkdtemp())
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_read_only_output_folder_names_the_path(tiny_processed, shared_dir):
+    data = shared_dir / "processed"
+    shutil.copytree(tiny_processed, data)
+    out = shared_dir / "out"
+    out.mkdir(mode=0o555)
+    out.chmod(0o555)
+    user = "65534" if os.geteuid() == 0 else None  # root writes anywhere, so run as nobody
+    env = {**os.environ, "HOME": str(shared_dir), "MPLCONFIGDIR": str(shared_dir / "mpl")}
+    interim = shared_dir / "interim"
+    interim.mkdir()
+    np.save(interim / "images.npy", np.zeros((40, 28, 28), np.float32))
+    np.save(interim / "labels.npy", np.repeat(np.arange(10, dtype=np.uint8), 4))
+    result = stage("split", "--interim", str(interim), "--out", str(out / "processed"),
+                   "--set", "split.validation_size=0.5", "--set", "split.test_size=0.25",
+                   "--params", str(Path("params.yaml").resolve()), user=user, env=env)
+    assert result.returncode == 1
+    assert one_error_line(result) == (f"error: permission denied for {out / 'processed'}; make it writable or "
+                                      "choose another path")
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny file system needs root")
+def test_full_disk_names_the_path(tmp_path):
+    interim = tmp_path / "interim"
+    interim.mkdir()
+    np.save(interim / "images.npy", np.zeros((400, 28, 28), np.float32))  # 1.2 MB of splits to write
+    np.save(interim / "labels.npy", np.repeat(np.arange(10, dtype=np.uint8), 40))
+    full = tmp_path / "full"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(full)], check=True)
+    try:
+        result = stage("split", "--interim", str(interim), "--out", str(full / "processed"))
+        assert result.returncode == 1
+        assert one_error_line(result) == (f"error: no space left on the device for {full / 'processed'}; "
+                                          "free some space and run the stage again")
+        assert list(full.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
+
+
+# Interrupted -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("signum, status, line", [
+    (signal.SIGINT, 130, "error: interrupted (Ctrl-C); nothing was written, earlier outputs are as they were"),
+    (signal.SIGTERM, 143, "error: terminated (SIGTERM); nothing was written, earlier outputs are as they were"),
+])
+def test_interrupted_training_leaves_the_previous_outputs_whole(tiny_processed, tmp_path, signum, status, line):
+    out = tmp_path / "out"
+    (out / "live").mkdir(parents=True)
+    (out / "live" / "metrics.json").write_text('{"earlier": true}')
+    (out / "conv1.keras").write_bytes(b"earlier model")
+    process = stage("train", *train_args(tiny_processed, out, "--set", "epochs=200"), wait=False)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".live.tmp*/plots")) and time.monotonic() < deadline:  # an epoch has been logged
+        time.sleep(0.2)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == status
+    assert stderr.strip().splitlines() == [line]
+    assert (out / "live" / "metrics.json").read_text() == '{"earlier": true}'
+    assert (out / "conv1.keras").read_bytes() == b"earlier model"
+    assert leftovers(out) == []
+
+
+def test_debug_switch_shows_the_traceback(tmp_path):
+    result = stage("train", *train_args(tmp_path, tmp_path), env={**os.environ, "PIPELINE_DEBUG": "1"})
+    assert result.returncode == 1
+    assert "Traceback (most recent call last)" in result.stderr and "PipelineError" in result.stderr
+
+
+# All or nothing ------------------------------------------------------------------------
+
+def test_leftovers_of_a_killed_run_are_removed_and_ignored(tiny_processed, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".conv1.keras.tmp1234abcd.keras").write_bytes(b"half a model")
+    (out / ".live.tmp5678efgh").mkdir()
+    result = stage("train", *train_args(tiny_processed, out, "--set", "epochs=1"))
+    assert result.returncode == 0, result.stderr
+    assert leftovers(out) == []
+    names = ["models/.conv1.keras.tmp1234abcd.keras", "data/.processed.tmpab12"]
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *names], capture_output=True, text=True)
+    assert ignored.stdout.split() == names
+    assert ".*.tmp*" in Path(".dvcignore").read_text().splitlines()
+
+
+def test_failed_evaluation_leaves_the_previous_files_whole(tiny_processed, tmp_path, monkeypatch):
+    model = tmp_path / "conv1.keras"
+    config = train.TrainConfig.from_params(cli.load_params("params.yaml", ["epochs=1", "batch_size=32"]))
+    train.main("conv1", cli.load_params("params.yaml")["models"]["conv1"], tiny_processed, model,
+               tmp_path / "live", tmp_path / "timing.json", config)
+    paths = [tmp_path / name for name in ("m.json", "d.json", "p.csv")]
+    for path in paths:
+        path.write_text("earlier")
+
+    def broken(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(evaluate, "plot_misclassified", broken)
+    with pytest.raises(OSError):
+        evaluate.main(model, tiny_processed, *paths[:2], paths[2], tmp_path / "figures")
+    assert [path.read_text() for path in paths] == ["earlier"] * 3
+    assert not (tmp_path / "figures").exists() or leftovers(tmp_path / "figures") == []
+
+
+def test_same_training_gives_the_same_model_file_bytes(tiny_processed, tmp_path):
+    config = train.TrainConfig.from_params(cli.load_params("params.yaml", ["epochs=1", "batch_size=32"]))
+    settings = cli.load_params("params.yaml")["models"]["conv1"]
+    for run in ("a", "b"):
+        out = tmp_path / run
+        train.main("conv1", settings, tiny_processed, out / "conv1.keras", out / "live", out / "timing.json", config)
+        time.sleep(1.1)  # a save-time stamp would now differ
+    for name in ("conv1.keras", "live/metrics.json", "live/plots/metrics/eval/accuracy.tsv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    with zipfile.ZipFile(tmp_path / "a" / "conv1.keras") as archive:
+        assert "date_saved" not in json.loads(archive.read("metadata.json"))
