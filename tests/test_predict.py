@@ -23,7 +23,7 @@ def trained(tiny_processed, tmp_path_factory) -> tuple[Path, list[str]]:
     out = tmp_path_factory.mktemp("predict")
     config = replace(train.TrainConfig.from_params(yaml.safe_load(Path("params.yaml").read_text())),
                      epochs=1, batch_size=32)
-    train.main("conv1", TINY_MODEL, tiny_processed, out / "conv1.keras", out / "live", config)
+    train.main("conv1", TINY_MODEL, tiny_processed, out / "conv1.keras", out / "live", out / "timing.json", config)
     evaluate.main(out / "conv1.keras", tiny_processed, out / "m.json", out / "d.json", out / "p.csv", out / "fig")
     with (out / "p.csv").open() as f:
         predicted = [row["predicted"] for row in csv.DictReader(f)]
