@@ -1,0 +1,175 @@
+"""Classify pictures of clothes with a trained model (not a pipeline stage: a use of its results).
+
+    python -m stages.predict --model models/conv2.keras photo.jpg shirt.png batch.npy
+    python -m stages.predict --model models/conv2.keras --csv predictions.csv *.png
+
+Prints one line per image, `<file>: <class> (<probability>)`; a .npy batch gives one line per
+row, named `<file>[<row>]`. With --csv, writes `image,class,probability` rows there instead.
+
+How a picture is turned into the form the models were trained on (Fashion-MNIST's):
+  1. Camera rotation (EXIF) is applied; transparency is flattened onto white.
+  2. Grayscale: Pillow's "L" (ITU-R 601 luma); 16-bit images are scaled down to 8 bits.
+  3. Polarity: Fashion-MNIST garments are light on a black background. The picture's border
+     is taken as its background: when the border's median is lighter than mid-grey (a dark
+     garment on a light background, as most product photos are), the picture is inverted.
+     `--invert always` / `--invert never` override that guess.
+  4. Size: the longer side is scaled to 28 pixels (aspect ratio kept, Lanczos filter) and the
+     result centred on a 28x28 canvas of the background's colour (black, after step 3). Crop a
+     photo close around the garment first: Fashion-MNIST's garments fill their frame.
+  5. Pixels / 255 as float32, exactly as the normalize stage scales the training data.
+A .npy batch is taken to be in that form already and is neither resized nor inverted: shape
+(N, 28, 28), (N, 28, 28, 1) or a single (28, 28); uint8 values are divided by 255, float
+values must lie in [0, 1].
+"""
+
+import argparse
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from stages.common import cli
+from stages.common.classes import CLASS_NAMES
+from stages.common.errors import PipelineError
+from stages.common.files import atomic_path
+
+SIZE = 28
+BATCH_SHAPES = "(N, 28, 28), (N, 28, 28, 1) or (28, 28)"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    image: str
+    label: str
+    probability: float
+
+
+def main(model_file: Path, inputs: list[Path], invert: str = "auto", csv_out: Path | None = None) -> list[Prediction]:
+    if not model_file.exists():  # before reading any image: the cheapest mistake to report
+        raise PipelineError(f"{model_file} is missing; run `dvc pull` (or `dvc repro`) to get the trained models")
+    names, images = [], []
+    for path in inputs:
+        if path.suffix.lower() == ".npy":
+            batch = load_batch(path)
+            names += [f"{path}[{row}]" for row in range(len(batch))]
+        else:
+            batch = load_image(path, invert)[np.newaxis]
+            names.append(str(path))
+        images.append(batch)
+    probabilities = load_model(model_file).predict(np.concatenate(images)[..., np.newaxis], verbose=0)
+    predictions = [Prediction(name, CLASS_NAMES[row.argmax()], float(row.max()))
+                   for name, row in zip(names, probabilities)]
+    if csv_out is not None:
+        write_csv(csv_out, predictions)
+    return predictions
+
+
+def load_image(path: Path, invert: str = "auto") -> np.ndarray:
+    """A PNG or JPEG of any size and mode as one (28, 28) float32 image in [0, 1] (see the module doc)."""
+    try:
+        with Image.open(path) as opened:
+            gray = grayscale(ImageOps.exif_transpose(opened))
+    except FileNotFoundError:
+        raise PipelineError(f"{path} is missing") from None
+    except (UnidentifiedImageError, OSError) as exc:  # not an image, or a truncated one
+        raise PipelineError(f"{path} is not a readable PNG or JPEG image ({exc}); "
+                            f"pass images, or .npy batches of shape {BATCH_SHAPES}") from None
+    if invert == "always" or (invert == "auto" and has_light_background(gray)):
+        gray = 255 - gray
+    fitted = fit(Image.fromarray(gray), background=int(np.median(border(gray))))
+    return fitted.astype(np.float32) / np.float32(255)
+
+
+def grayscale(image: Image.Image) -> np.ndarray:
+    """8-bit luma of any Pillow mode, transparent parts counted as white paper."""
+    if image.mode.startswith("I;16"):  # 16-bit grayscale PNGs: Pillow's "L" conversion would clip them
+        return (np.asarray(image, dtype=np.float64) / 257).round().astype(np.uint8)
+    if "A" in image.getbands() or "transparency" in image.info:
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
+    return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def has_light_background(gray: np.ndarray) -> bool:
+    """Is the border (taken as the background) mostly lighter than mid-grey? The median, so a
+    garment touching the edge does not flip the answer."""
+    return bool(np.median(border(gray)) > 127)
+
+
+def border(gray: np.ndarray) -> np.ndarray:
+    return np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+
+
+def fit(image: Image.Image, background: int = 0) -> np.ndarray:
+    """Longer side to 28 pixels, centred on the background's colour (black once a picture is in
+    Fashion-MNIST's polarity); a 28x28 picture is left exactly as it is."""
+    if image.size != (SIZE, SIZE):
+        scale = SIZE / max(image.size)
+        small = image.resize(tuple(max(1, round(side * scale)) for side in image.size), Image.Resampling.LANCZOS)
+        image = Image.new("L", (SIZE, SIZE), background)
+        image.paste(small, ((SIZE - small.width) // 2, (SIZE - small.height) // 2))
+    return np.asarray(image)
+
+
+def load_batch(path: Path) -> np.ndarray:
+    """A .npy array of images already in the training data's form, as (N, 28, 28) float32."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise PipelineError(f"{path} is missing") from None
+    except (ValueError, OSError) as exc:
+        raise PipelineError(f"{path} is not a .npy array ({exc})") from None
+    if array.ndim == 2:
+        array = array[np.newaxis]
+    if array.ndim == 4 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 3 or array.shape[1:] != (SIZE, SIZE) or len(array) == 0:
+        raise PipelineError(f"{path} holds an array of shape {array.shape}; expected {BATCH_SHAPES}")
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / np.float32(255)
+    if not np.issubdtype(array.dtype, np.floating) or not (np.all(array >= 0) and np.all(array <= 1)):
+        raise PipelineError(f"{path} holds {array.dtype} values outside [0, 1]; "
+                            "expected uint8 pixels or floats scaled to [0, 1] (pixel / 255)")
+    return array.astype(np.float32)
+
+
+def load_model(path: Path):
+    # TensorFlow is imported only here, so that bad input is reported without its start-up time.
+    from stages.common.tensorflow import keras
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many kinds for a file that is not a model
+        raise PipelineError(f"{path} is not a Keras model ({type(exc).__name__}); "
+                            "pass one of models/<model>.keras") from None
+    if tuple(model.input_shape[1:]) != (SIZE, SIZE, 1):
+        raise PipelineError(f"{path} takes input of shape {model.input_shape[1:]}, not (28, 28, 1)")
+    return model
+
+
+def write_csv(path: Path, predictions: list[Prediction]) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["image", "class", "probability"])
+        writer.writerows((p.image, p.label, f"{p.probability:.6f}") for p in predictions)
+
+
+def _cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True, help="trained model, e.g. models/conv2.keras")
+    parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="PNG or JPEG files, or .npy batches")
+    parser.add_argument("--csv", type=Path, help="write image,class,probability rows to this file instead")
+    parser.add_argument("--invert", choices=["auto", "always", "never"], default="auto",
+                        help="make a dark-on-light picture light-on-dark (default auto: by the border's brightness)")
+    args = parser.parse_args()
+    predictions = main(args.model, args.images, args.invert, args.csv)
+    if args.csv is None:
+        for p in predictions:
+            print(f"{p.image}: {p.label} ({p.probability:.2f})")
+    else:
+        print(f"{len(predictions)} predictions written to {args.csv}")
+
+
+if __name__ == "__main__":
+    cli.run(_cli)
