@@ -119,3 +119,9 @@ def test_top_level_plot_draws_every_model():
     assert list(definition["y"]) == [f"metrics/train/{model}/plots/metrics/eval/accuracy.tsv" for model in MODELS]
 
 
+
+
+def test_registry_holds_every_model():
+    artifacts = parse_yaml((REPO / "dvc.yaml").read_text())["artifacts"]
+    assert {name: spec["path"] for name, spec in artifacts.items()} == {model: f"models/{model}.keras"
+                                                                         for model in MODELS}

@@ -167,11 +167,6 @@ def test_run_cache_restores_a_stage_run_elsewhere(rerun_elsewhere):
     assert "split" not in ran(rerun_elsewhere)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DVC keeps no run-cache for a stage with a `cache: false` out that is neither a metric nor a "
-    "plot (dvc/stage/__init__.py, no_cache_outs): train's metrics/train/<model>/metrics.json and "
-    "metrics/timing/<model>.json are. Listing them under `metrics:` in dvc.yaml fixes it; then "
-    "remove this mark."))
 def test_run_cache_restores_training_run_elsewhere(rerun_elsewhere):
     for model in MODELS:
         assert f"Stage 'train@{model}' is cached - skipping run" in rerun_elsewhere
