@@ -61,6 +61,7 @@ install() {
     done
     ((${#missing[@]} == 0)) && { log "packages present"; return; }
     # The packages' own init scripts would start daemons on the default config: not wanted.
+    apt-get update -q >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
 }
 
