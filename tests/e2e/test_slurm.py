@@ -11,6 +11,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,9 +68,9 @@ def snapshot(source: Path, target: Path) -> Path:
     return target
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """A running test cluster for this module, stopped in teardown whatever the tests did."""
+@contextmanager
+def started_cluster(*options: str) -> Iterator[Path]:
+    """A running test cluster (its folder), stopped on the way out whatever happened inside."""
     if shutil.which("slurmctld") is None:
         pytest.skip("SLURM is not installed: scripts/slurm-test-cluster.sh install")
     # Its own folder, so a cluster someone started by hand makes `start` refuse, not share;
@@ -77,11 +79,19 @@ def cluster():
     folder = os.environ.get("SLURM_TEST_CLUSTER_DIR") or f"{tempfile.gettempdir()}/slurm-test-cluster-{os.getpid()}"
     env = {**ENV, "SLURM_TEST_CLUSTER_DIR": folder}
     try:
-        started = subprocess.run(["bash", SCRIPT, "start"], env=env, capture_output=True, text=True, timeout=120)
+        started = subprocess.run(["bash", SCRIPT, "start", *options], env=env, capture_output=True, text=True,
+                                 timeout=120)
         assert started.returncode == 0, f"cluster did not start:\n{started.stdout}\n{started.stderr}"
-        yield Path(env["SLURM_TEST_CLUSTER_DIR"])
+        yield Path(folder)
     finally:
         subprocess.run(["bash", SCRIPT, "stop"], env=env, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """The cluster of this module: squeue mode, as profiles/slurm expects."""
+    with started_cluster() as folder:
+        yield folder
 
 
 @pytest.fixture(scope="module")
