@@ -60,7 +60,8 @@ install() {
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
     done
     ((${#missing[@]} == 0)) && { log "packages present"; return; }
-    # The packages' own init scripts would start daemons on the default config: not wanted.
+    # Where the packages' services start (systemd), they use the default munge socket and
+    # /etc/slurm: separate from this cluster, which has its own socket and refuses a foreign config.
     apt-get update -q >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
 }
