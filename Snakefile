@@ -133,7 +133,7 @@ rule train:
     resources:
         mem_mb=6000,
         runtime=60,
-        gpu=0,  # CPU by default; profiles/slurm asks for one GPU per training job
+        gpu=0,  # CPU by default; with profiles/slurm, --set-resources train:gpu=1 asks for one
     shell:
         "python -m stages.train --model {wildcards.model} --data {input.data}"
         " --out {output.model} --live {output.live} --timing {output.timing} {params.values} > {log} 2>&1"
