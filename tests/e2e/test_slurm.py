@@ -226,3 +226,18 @@ def test_start_refuses_a_config_it_did_not_create(cluster, tmp_path):
     assert os.readlink("/etc/slurm/slurm.conf") == str(cluster / "slurm.conf")
     assert subprocess.run(["bash", SCRIPT, "status"], env={**ENV, "SLURM_TEST_CLUSTER_DIR": str(cluster)},
                           capture_output=True, timeout=60).returncode == 0
+
+
+def test_a_sweeps_points_run_as_slurm_jobs(slurm_run, tmp_path):
+    root = snapshot(slurm_run[0], tmp_path / "project")
+    (root / "sweeps").mkdir()
+    (root / "sweeps" / "two.tsv").write_text("lr\n0.001\n0.01\n")
+    code, output = snakemake(root, "sweeps", timeout=600)
+    assert code == 0, output
+    jobs = slurm_jobs(run_id(output))
+    points = ("lr~0.001", "lr~0.01")
+    assert sorted(jobs) == sorted(
+        [f"rule_sweep_{rule}_wildcards_two-{point}-{model}" for rule in ("train", "evaluate")
+         for point in points for model in MODELS] + ["rule_sweep_report_wildcards_two"]), sorted(jobs)
+    assert all(job["State"] == "COMPLETED" for job in jobs.values()), jobs
+    assert len((root / "sweeps" / "two" / "results.md").read_text().splitlines()) == 2 + len(points)
