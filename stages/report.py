@@ -4,7 +4,7 @@
         --figure metrics/figures/validation_curves.png
 
 Reads, per model, `metrics/test/<model>.json` and `metrics/details/<model>.json` (from
-evaluate) and the DVCLive folder `metrics/train/<model>/` (from train); writes a
+evaluate) and the curves in `metrics/train/<model>/plots/` (from train); writes a
 Markdown table (parameters, test accuracy and loss, epochs, training time) and a PNG of
 the validation curves.
 """
@@ -34,7 +34,7 @@ def main(models: list[str], metrics_dir: Path, report_out: Path, figure_out: Pat
 def table_row(model: str, metrics_dir: Path) -> tuple[str, ...]:
     accuracy, loss = _read_json(metrics_dir / "test" / f"{model}.json", "accuracy", "loss")
     [params] = _read_json(metrics_dir / "details" / f"{model}.json", "params")
-    [epochs] = _read_json(metrics_dir / "train" / model / "metrics.json", "epochs_run")
+    epochs = len(validation_curve(metrics_dir / "train" / model)["accuracy"])
     return model, f"{params:,}", f"{accuracy:.4f}", f"{loss:.4f}", str(epochs)
 
 

@@ -11,7 +11,6 @@ def fake_metrics(folder, model, accuracy, epochs=3):
     for part, content in (("test", {"accuracy": accuracy, "loss": 0.3}), ("details", {"params": 173738})):
         (folder / part).mkdir(exist_ok=True)
         (folder / part / f"{model}.json").write_text(json.dumps(content))
-    (folder / "train" / model / "metrics.json").write_text(json.dumps({"epochs_run": epochs}))
     for name, values in (("accuracy", [0.8, 0.85, accuracy]), ("loss", [0.5, 0.4, 0.3])):
         rows = "".join(f"{step}\t{value}\n" for step, value in enumerate(values))
         (folder / "train" / model / "plots" / "metrics" / "eval" / f"{name}.tsv").write_text(f"step\t{name}\n{rows}")
