@@ -169,7 +169,7 @@ def test_run_cache_restores_a_stage_run_elsewhere(rerun_elsewhere):
 
 def test_run_cache_restores_training_run_elsewhere(rerun_elsewhere):
     for model in MODELS:
-        assert f"Stage 'train@{model}' is cached - skipping run" in rerun_elsewhere
+        assert f"Stage 'train@{model}' is cached - skipping run" in rerun_elsewhere, rerun_elsewhere
     assert not any(stage.startswith("train@") for stage in ran(rerun_elsewhere))
 
 
