@@ -12,7 +12,8 @@
 # outside it is the symlink /etc/slurm/slurm.conf: the plugin's job step runs `srun` without
 # SLURM_CONF, so clients must find the config at the compiled-in path. The script never
 # touches a file there that it did not create. Without --accounting, jobs are tracked with
-# `squeue` (MinJobAge=300 keeps finished jobs visible); with it, `sacct` works too.
+# `squeue` (MinJobAge=3600 keeps finished jobs visible for an hour, long enough for the tests to
+# read back every job of a run); with it, `sacct` works too.
 set -euo pipefail
 
 DIR=${SLURM_TEST_CLUSTER_DIR:-/tmp/slurm-test-cluster}
@@ -103,8 +104,9 @@ SelectTypeParameters=CR_Core_Memory
 # Without a default, a job without --mem takes the whole node.
 DefMemPerCPU=500
 MailProg=/bin/true
-# squeue-based status checks need finished jobs to stay visible: 3x the plugin's first delay.
-MinJobAge=300
+# squeue-based status checks need finished jobs to stay visible (at least 3x the plugin's
+# first delay); the tests also read every job of a run back from squeue, minutes later.
+MinJobAge=3600
 ReturnToService=2
 # A job past its time limit gets SIGKILL 5 s after SIGTERM, not 30: failures show up sooner.
 KillWait=5

@@ -237,7 +237,7 @@ def test_a_sweeps_points_run_as_slurm_jobs(slurm_run, tmp_path):
     jobs = slurm_jobs(run_id(output))
     points = ("lr~0.001", "lr~0.01")
     assert sorted(jobs) == sorted(
-        [f"rule_sweep_{rule}_wildcards_two-{point}-{model}" for rule in ("train", "evaluate")
+        [f"rule_sweep_{rule}_wildcards_two_{point}_{model}" for rule in ("train", "evaluate")
          for point in points for model in MODELS] + ["rule_sweep_report_wildcards_two"]), sorted(jobs)
     assert all(job["State"] == "COMPLETED" for job in jobs.values()), jobs
     assert len((root / "sweeps" / "two" / "results.md").read_text().splitlines()) == 2 + len(points)
