@@ -128,6 +128,11 @@ def test_top_level_plot_draws_every_model():
 
 
 
+def test_report_reads_every_models_training_folder(dvc_stages):
+    folders = [path for path in dvc_stages["report"]["deps"] if path.startswith("metrics/train")]
+    assert folders == [f"metrics/train/{model}" for model in MODELS]
+
+
 def test_registry_holds_every_model():
     artifacts = parse_yaml((REPO / "dvc.yaml").read_text())["artifacts"]
     assert {name: spec["path"] for name, spec in artifacts.items()} == {model: f"models/{model}.keras"
