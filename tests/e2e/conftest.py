@@ -1,6 +1,7 @@
 """A throw-away copy of this project, in its own git repo, pointed at tiny data served over HTTP."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,3 +76,18 @@ def copy_project(source: Path, root: Path) -> Path:
     """A copy of a tiny project, its git history and DVC cache included, for a test to change."""
     shutil.copytree(source, root, symlinks=True)
     return root
+
+
+def dvc_ran_and_skipped(output: str) -> tuple[set[str], set[str]]:
+    """The stages DVC's output says it ran, and those it skipped as unchanged."""
+    ran = set(re.findall(r"Running stage '([^']+)'", output))
+    skipped = set(re.findall(r"Stage '([^']+)' didn't change, skipping", output))
+    return ran, skipped
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Snakemake's own 'Job stats' table of a (dry) run: {rule: count}."""
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}

@@ -5,23 +5,16 @@ project works on its own copy (`copy_project`).
 """
 
 import json
-import re
 
 import pytest
 
 from stages.common.params import parse_yaml
-from tests.e2e.conftest import copy_project, make_project, run
+from tests.e2e.conftest import copy_project, dvc_ran_and_skipped, make_project, run
 
 pytestmark = pytest.mark.e2e
 MODELS = ["conv1", "conv2", "conv3"]
 UPSTREAM = {"download", "normalize", "split"}
 PER_MODEL = {f"{stage}@{model}" for stage in ("train", "evaluate") for model in MODELS}
-
-
-def ran_and_skipped(output: str) -> tuple[set[str], set[str]]:
-    ran = set(re.findall(r"Running stage '([^']+)'", output))
-    skipped = set(re.findall(r"Stage '([^']+)' didn't change, skipping", output))
-    return ran, skipped
 
 
 def exp_run(root, *args: str, check: bool = True):
@@ -49,7 +42,7 @@ def small_lr_experiment(project, tmp_path_factory):
 
 def test_repro_runs_every_stage_and_writes_metrics(project):
     root, output = project
-    ran, _ = ran_and_skipped(output)
+    ran, _ = dvc_ran_and_skipped(output)
     assert ran == UPSTREAM | PER_MODEL | {"report"}
     for model in MODELS:
         metrics = json.loads((root / "metrics" / "test" / f"{model}.json").read_text())
@@ -61,7 +54,7 @@ def test_repro_runs_every_stage_and_writes_metrics(project):
 def test_second_repro_reruns_nothing(project):
     root, _ = project
     output = run(root, "dvc", "repro").stdout
-    ran, skipped = ran_and_skipped(output)
+    ran, skipped = dvc_ran_and_skipped(output)
     assert ran == set()
     assert skipped == UPSTREAM | PER_MODEL | {"report"}
     assert "up to date" in run(root, "dvc", "status").stdout
@@ -70,7 +63,7 @@ def test_second_repro_reruns_nothing(project):
 def test_small_lr_is_written_as_yaml_1_2_and_used(small_lr_experiment):
     root, output = small_lr_experiment
     assert "lr: 5e-05" in (root / "params.yaml").read_text()  # what PyYAML read as a string
-    ran, skipped = ran_and_skipped(output)
+    ran, skipped = dvc_ran_and_skipped(output)
     assert ran == PER_MODEL | {"report"}  # report only re-tabulates the new metrics
     assert skipped == UPSTREAM
 
@@ -101,7 +94,7 @@ def test_exp_show_lists_the_experiment_with_its_params_and_metrics(small_lr_expe
 def test_one_models_setting_reruns_only_that_model(project, tmp_path, model, setting, value):
     root = copy_project(project[0], tmp_path / "project")
     _, output = exp_run(root, "-S", f"models.{model}.{setting}={value}")
-    ran, skipped = ran_and_skipped(output)
+    ran, skipped = dvc_ran_and_skipped(output)
     assert ran == {f"train@{model}", f"evaluate@{model}", "report"}
     assert skipped == UPSTREAM | PER_MODEL - ran
     assert parse_yaml((root / "params.yaml").read_text())["models"][model][setting] == parse_yaml(value)
@@ -141,7 +134,7 @@ def test_a_forced_retrain_leaves_evaluate_and_report_cached(project, tmp_path):
     before = (root / "models" / "conv1.keras").read_bytes()
     run(root, "dvc", "repro", "-f", "train@conv1")
     assert (root / "models" / "conv1.keras").read_bytes() == before
-    ran, _ = ran_and_skipped(run(root, "dvc", "repro").stdout)
+    ran, _ = dvc_ran_and_skipped(run(root, "dvc", "repro").stdout)
     assert ran == set()
 
 

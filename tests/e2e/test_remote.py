@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ENV, make_project
+from tests.e2e.conftest import ENV, dvc_ran_and_skipped, make_project
 from tests.e2e.sshd import SSHServer, client_home, free_port
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +34,7 @@ class Shell:
 
 
 def ran(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
+    return dvc_ran_and_skipped(output)[0]
 
 
 @pytest.fixture(scope="module")

@@ -12,18 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.conftest import REPO, copy_project, make_project, run
+from tests.e2e.conftest import REPO, copy_project, make_project, planned_jobs, run
 
 pytestmark = pytest.mark.e2e
 MODELS = ["conv1", "conv2", "conv3"]
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """Snakemake's own 'Job stats' table of a dry run: {rule: count}."""
-    if "Nothing to be done" in output:
-        return {}
-    table = output.split("Job stats:")[1].split("total")[0]
-    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
 
 
 def dry_run(root: Path, *args: str) -> dict[str, int]:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import copy_project, make_project, run
+from tests.e2e.conftest import copy_project, make_project, planned_jobs, run
 
 pytestmark = pytest.mark.e2e
 DATA_STAGES = ("download", "normalize", "split")
@@ -98,13 +98,6 @@ def test_a_diverging_point_fails_alone_and_says_why(baseline, tmp_path):
 
 # Snakemake: sweeps/<name>.tsv ------------------------------------------------------------
 
-def snakemake_jobs(output: str) -> dict[str, int]:
-    if "Nothing to be done" in output:
-        return {}
-    table = output.split("Job stats:")[1].split("total")[0]
-    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
-
-
 @pytest.fixture(scope="module")
 def snakemake_sweep(tmp_path_factory, tiny_mirror):
     root = make_project(tmp_path_factory.mktemp("smk_sweep") / "project", tiny_mirror)
@@ -116,7 +109,7 @@ def snakemake_sweep(tmp_path_factory, tiny_mirror):
 
 def test_a_snakemake_sweep_runs_every_point_and_the_data_stages_once(snakemake_sweep):
     root, output = snakemake_sweep
-    assert snakemake_jobs(output) == {"download": 1, "normalize": 1, "split": 1, "sweep_train": 6,
+    assert planned_jobs(output) == {"download": 1, "normalize": 1, "split": 1, "sweep_train": 6,
                                       "sweep_evaluate": 6, "sweep_report": 1, "sweeps": 1}
     table = (root / "sweeps" / "lr" / "results.md").read_text().splitlines()
     assert table[0] == "| optimizer | lr | conv1 test accuracy | conv2 test accuracy | conv3 test accuracy |"
@@ -143,7 +136,7 @@ def test_adding_a_row_runs_only_that_rows_jobs(snakemake_sweep, tmp_path):
     with (root / "sweeps" / "lr.tsv").open("a") as table:
         table.write("rmsprop\t0.001\n")
     output = run(root, "snakemake", "-n", "-c2", "sweeps").stdout
-    assert snakemake_jobs(output) == {"sweep_train": 3, "sweep_evaluate": 3, "sweep_report": 1, "sweeps": 1}
+    assert planned_jobs(output) == {"sweep_train": 3, "sweep_evaluate": 3, "sweep_report": 1, "sweeps": 1}
     assert set(re.findall(r"output: sweeps/lr/([^/]+)/models/", output)) == {"optimizer~rmsprop_lr~0.001"}
 
 
