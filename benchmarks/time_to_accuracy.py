@@ -2,12 +2,15 @@
 
 The naive recipe is Adam at 1e-3, batch 128, numpy arrays straight into `fit`, no
 schedule and no augmentation. The defaults are whatever params.yaml says, trained by
-the train stage's own code. Both run in this one process on the same machine, so the
-ratio is meaningful even on a noisy shared host.
+the train stage's own code. The two recipes alternate, model by model, for `--repeats` rounds,
+all in this one process on the same machine: host noise hits both alike, and the
+speed-up is the median of the per-round ratios, with their spread. Training is seeded,
+so every round reaches the same accuracies at the same epochs; only the seconds vary.
 
     python -m benchmarks.time_to_accuracy                      # all three models
     python -m benchmarks.time_to_accuracy --models conv1 --naive-epochs 15
     python -m benchmarks.time_to_accuracy --set lr=0.001       # other "defaults", as dvc exp run -S
+    python -m benchmarks.time_to_accuracy --repeats 5
 
 The defaults train for params.yaml's `epochs` (their schedule is laid out over that
 many); the naive recipe gets `--naive-epochs` (default twice as many). Where the naive
@@ -17,22 +20,24 @@ against the defaults' time to target.
 Needs data/processed from the pipeline (`dvc repro split`).
 """
 
+import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 
-from stages import train
-from stages.common import cli
+from stages.common import cli, training
 from stages.common.errors import PipelineError
+from stages.common.models import build_model
 from stages.common.splits import load_split
+from stages.common.tensorflow import keras
 
 # Target validation accuracy per model of params.yaml (tests/test_benchmarks.py checks
 # that every model has one).
 TARGETS = {"conv1": 0.918, "conv2": 0.929, "conv3": 0.933}
 
 
-class TimeToTarget(train.keras.callbacks.Callback):
+class TimeToTarget(keras.callbacks.Callback):
     """Records the wall time at which validation accuracy first reaches `target`, then stops."""
 
     def __init__(self, target: float) -> None:
@@ -57,10 +62,10 @@ Split = tuple[np.ndarray, np.ndarray]  # (images, labels), as load_split returns
 
 def run_naive(model_name: str, settings: dict, splits: dict[str, Split], epochs: int, target: float,
               seed: int) -> TimeToTarget:
-    train.keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)
     images, labels = splits["train"]
-    model = train.build_model(model_name, settings)
-    model.compile(optimizer=train.keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+    model = build_model(model_name, settings)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     timer = TimeToTarget(target)
     model.fit(images, labels, batch_size=128, epochs=epochs, validation_data=splits["validation"],
@@ -68,28 +73,31 @@ def run_naive(model_name: str, settings: dict, splits: dict[str, Split], epochs:
     return timer
 
 
-def run_defaults(model_name: str, settings: dict, splits: dict[str, Split], config: train.TrainConfig,
+def run_defaults(model_name: str, settings: dict, splits: dict[str, Split], config: training.TrainConfig,
                  target: float) -> TimeToTarget:
-    train.keras.utils.set_random_seed(config.seed)
-    model = train.compile_model(model_name, settings, config, train_size=len(splits["train"][1]))
+    keras.utils.set_random_seed(config.seed)
+    model = training.compile_model(model_name, settings, config, train_size=len(splits["train"][1]))
     timer = TimeToTarget(target)
-    train.fit(model, splits["train"], splits["validation"], config,
-              [*train.make_callbacks(config, live=None), timer])
+    training.fit(model, splits["train"], splits["validation"], config,
+                 [*training.make_callbacks(config, live=None), timer])
     return timer
 
 
-def describe(timer: TimeToTarget) -> str:
-    if timer.seconds is None:
-        return f"not in {timer.total:.0f} s (best {timer.best:.4f})"
-    return f"{timer.seconds:7.1f} s"
+def describe(timers: list[TimeToTarget]) -> str:
+    """Median seconds to target (min-max), or how far the recipe got if it never reached it."""
+    seconds = [timer.seconds for timer in timers if timer.seconds is not None]
+    if len(seconds) < len(timers):  # seeded: a recipe reaches the target in every round or in none
+        return f"not in {statistics.median(timer.total for timer in timers):.0f} s (best {timers[0].best:.4f})"
+    return f"{statistics.median(seconds):.1f} s ({min(seconds):.1f}-{max(seconds):.1f})"
 
 
-def speed_up(naive: TimeToTarget, defaults: TimeToTarget) -> str:
-    if defaults.seconds is None:
+def speed_up(naive: list[TimeToTarget], defaults: list[TimeToTarget]) -> str:
+    """The median of the per-round ratios (min-max); a lower bound ">" where naive never got there."""
+    if any(timer.seconds is None for timer in defaults):
         return "n/a"
-    if naive.seconds is None:
-        return f">{naive.total / defaults.seconds:.2f}x"
-    return f"{naive.seconds / defaults.seconds:.2f}x"
+    bound = any(timer.seconds is None for timer in naive)
+    ratios = [(slow.total if bound else slow.seconds) / fast.seconds for slow, fast in zip(naive, defaults)]
+    return f"{'>' if bound else ''}{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
 def main() -> None:
@@ -97,10 +105,11 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", help="models of params.yaml to time (default: all)")
     parser.add_argument("--naive-epochs", type=int, default=None,
                         help="cap for the naive recipe (default: twice params.yaml's epochs)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of both recipes (default 3)")
     parser.add_argument("--data", type=Path, default=Path("data/processed"))
     args = parser.parse_args()
     params = cli.params_from(args)
-    config = train.TrainConfig.from_params(params)
+    config = training.TrainConfig.from_params(params)
     naive_epochs = args.naive_epochs or 2 * config.epochs
     models = args.models or list(params["models"])
     unknown = [name for name in models if name not in params["models"] or name not in TARGETS]
@@ -109,18 +118,20 @@ def main() -> None:
                             f"choose from {', '.join(name for name in params['models'] if name in TARGETS)}")
 
     splits = {name: load_split(args.data / f"{name}.npz") for name in ("train", "validation")}
-    rows = []
-    for name in models:
-        settings, target = params["models"][name], TARGETS[name]
-        naive = run_naive(name, settings, splits, naive_epochs, target, config.seed)
-        defaults = run_defaults(name, settings, splits, config, target)
-        rows.append((name, target, describe(naive), describe(defaults), speed_up(naive, defaults)))
+    timers: dict[str, dict[str, list[TimeToTarget]]] = {name: {"naive": [], "defaults": []} for name in models}
+    for _ in range(args.repeats):
+        for name in models:
+            settings, target = params["models"][name], TARGETS[name]
+            timers[name]["naive"].append(run_naive(name, settings, splits, naive_epochs, target, config.seed))
+            timers[name]["defaults"].append(run_defaults(name, settings, splits, config, target))
 
-    print(f"\nTime to reach the target validation accuracy (naive: up to {naive_epochs} epochs, "
-          f"defaults: {config.epochs}):")
-    print(f"{'model':8} {'target':>7} {'naive':>28} {'defaults':>28} {'speed-up':>9}")
-    for name, target, naive, defaults, ratio in rows:
-        print(f"{name:8} {target:7.3f} {naive:>28} {defaults:>28} {ratio:>9}")
+    print(f"\nTime to reach the target validation accuracy, median (min-max) of {args.repeats} interleaved "
+          f"rounds (naive: up to {naive_epochs} epochs, defaults: {config.epochs}):")
+    print(f"{'model':8} {'target':>7} {'naive':>28} {'defaults':>28} {'speed-up':>22}")
+    for name in models:
+        naive, defaults = timers[name]["naive"], timers[name]["defaults"]
+        print(f"{name:8} {TARGETS[name]:7.3f} {describe(naive):>28} {describe(defaults):>28} "
+              f"{speed_up(naive, defaults):>22}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
+import re
 import subprocess
 import sys
+
+import pytest
 
 from benchmarks.time_to_accuracy import TARGETS
 from stages.common.params import load_params
@@ -15,3 +18,66 @@ def test_unknown_model_is_a_clear_error(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "error: --models: no model conv9 with a target accuracy; choose from conv1, conv2, conv3"]
+
+
+def timer(seconds, total, best=0.95):
+    from benchmarks.time_to_accuracy import TimeToTarget
+
+    result = TimeToTarget(target=0.9)
+    result.seconds, result.total, result.best = seconds, total, best
+    return result
+
+
+def test_time_to_accuracy_reports_median_and_spread_of_the_rounds():
+    from benchmarks.time_to_accuracy import describe, speed_up
+
+    naive = [timer(30.0, 40.0), timer(60.0, 70.0), timer(33.0, 43.0)]
+    defaults = [timer(10.0, 20.0), timer(12.0, 22.0), timer(15.0, 25.0)]
+    assert describe(naive) == "33.0 s (30.0-60.0)"
+    assert speed_up(naive, defaults) == "3.00x (2.20-5.00)"  # per-round ratios 3.0, 5.0, 2.2
+
+
+def test_time_to_accuracy_gives_a_lower_bound_when_naive_never_gets_there():
+    from benchmarks.time_to_accuracy import describe, speed_up
+
+    naive = [timer(None, 200.0, best=0.91), timer(None, 300.0, best=0.91), timer(None, 220.0, best=0.91)]
+    defaults = [timer(100.0, 150.0), timer(100.0, 150.0), timer(100.0, 150.0)]
+    assert describe(naive) == "not in 220 s (best 0.9100)"
+    assert speed_up(naive, defaults) == ">2.20x (2.00-3.00)"
+
+
+def test_training_flops_of_the_two_layer_model():
+    from benchmarks.throughput import training_flops_per_image
+    from stages.common.models import build_model
+
+    model = build_model("conv2", load_params("params.yaml")["models"]["conv2"])
+    forward = (2 * 26 * 26 * 32 * 9 * 1  # conv1, 3x3 over one channel
+               + 2 * 11 * 11 * 64 * 9 * 32  # conv2, after the 2x2 pool
+               + 2 * 11 * 11 * 64 * 64  # dense
+               + 2 * 64 * 10)  # output
+    assert training_flops_per_image(model) == 3 * forward
+
+
+@pytest.mark.parametrize("recipe, message", [
+    ("fast", "recipe 'fast': starts with 'fast'; start it with naive or stage"),
+    ("stage+turbo", "recipe 'stage+turbo': unknown lever 'turbo'; use spe, xla, val, slices, threads, env, set"),
+])
+def test_throughput_refuses_an_unknown_recipe(recipe, message, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "benchmarks.throughput", "--recipes", "stage", recipe,
+                             "--data", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"error: {message}"]
+
+
+def test_throughput_measures_every_recipe_in_every_round(tiny_processed):
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.throughput", "--models", "conv1", "--recipes", "naive", "stage+spe=2",
+         "--repeats", "2", "--images", "96", "--epochs", "2", "--data", str(tiny_processed)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    rounds = re.findall(r"^round (\d): conv1 +(\S+) +\d+ images/s, +[\d.]+ % of a \d+ GFLOP/s peak$",
+                        result.stdout, re.MULTILINE)
+    assert rounds == [("1", "naive"), ("1", "stage+spe=2"), ("2", "naive"), ("2", "stage+spe=2")]
+    [row] = [line for line in result.stdout.splitlines() if line.startswith("conv1  stage+spe=2")]
+    assert re.search(r"\d+\.\d\dx \(\d+\.\d\d-\d+\.\d\d\)$", row)  # ratio to naive, with its spread

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from stages import evaluate, train
-from stages.common import cli
+from stages.common import cli, training
 from stages.common.errors import PipelineError
 
 TINY = ["--set", "epochs=2", "--set", "batch_size=32", "--set", "train.warmup_epochs=0"]
@@ -94,9 +94,19 @@ def test_non_finite_loss_stops_training_with_nothing_written(tiny_processed, tmp
     result = stage("train", *train_args(tiny_processed, tmp_path, "--set", "optimizer=sgd", "--set", "lr=1e20"))
     assert result.returncode == 1
     line = one_error_line(result)
-    assert line.startswith("error: training diverged: the loss became nan at epoch 1, step ")
+    assert line.startswith("error: training diverged: the loss became nan by epoch 1, step ")
     assert line.endswith("lower lr (now 1e+20) or try another optimizer; nothing was written")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_records_a_diverged_run_instead_of_failing(tiny_processed, tmp_path):
+    result = stage("train", *train_args(tiny_processed, tmp_path, "--set", "optimizer=sgd", "--set", "lr=1e20",
+                                        "--record-divergence"))
+    assert result.returncode == 0, result.stderr
+    [warning] = [line for line in result.stderr.splitlines() if "diverged" in line]
+    assert warning.startswith("warning: conv1 diverged: the loss became nan by epoch 1, step ")
+    summary = json.loads((tmp_path / "live" / "metrics.json").read_text())
+    assert summary["diverged"] is True and summary["epochs_run"] == 1
 
 
 def test_a_run_that_ends_at_chance_says_so_in_its_output_and_metrics(tiny_processed, tmp_path):
@@ -108,10 +118,10 @@ def test_a_run_that_ends_at_chance_says_so_in_its_output_and_metrics(tiny_proces
 
 
 def test_the_stop_comes_at_the_first_non_finite_batch():
-    stopper = train.StopOnNonFiniteLoss(train.TrainConfig.from_params(cli.load_params("params.yaml")))
+    stopper = training.StopOnNonFiniteLoss(train.TrainConfig.from_params(cli.load_params("params.yaml")))
     stopper.on_epoch_begin(2)
     stopper.on_train_batch_end(0, {"loss": 2.3})
-    with pytest.raises(PipelineError, match="loss became inf at epoch 3, step 8"):
+    with pytest.raises(PipelineError, match="loss became inf by epoch 3, step 8"):
         stopper.on_train_batch_end(7, {"loss": float("inf")})
 
 
