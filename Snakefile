@@ -191,7 +191,9 @@ rule report:
 # Sweeps: each sweeps/<name>.tsv is a table of points, one column per dotted param key
 # (stages/common/sweeps.py). `snakemake -c2 sweeps` runs them all; a point's outputs go
 # to sweeps/<name>/<point>/, laid out as the main pipeline's, and the data stages are
-# shared. Every point runs the same stage commands, pinned with `--set` to its params.
+# shared. Every point runs the same stage commands, pinned with `--set` to its params,
+# for the models its `model` column names (all by default). Training records a diverged
+# point rather than failing, so the others' results still make a table.
 SWEEPS = {}
 for table in sorted(Path("sweeps").glob("*.tsv")):
     try:
@@ -203,7 +205,13 @@ POINT = "sweeps/{sweep}/{point}"
 
 def point_pins(*keys):
     return lambda wildcards: as_set_args(
-        SWEEPS[wildcards.sweep][wildcards.point], [key.format(**wildcards) for key in keys])
+        SWEEPS[wildcards.sweep][wildcards.point].params, [key.format(**wildcards) for key in keys])
+
+
+def sweep_outputs(path):
+    """`path` (a pattern of a point's outputs) for every point of the sweep and every model it trains."""
+    return lambda wildcards: [file for name, point in SWEEPS[wildcards.sweep].items()
+                              for file in expand(path, sweep=wildcards.sweep, point=name, model=point.models)]
 
 
 rule sweeps:
@@ -231,7 +239,8 @@ rule sweep_train:
         runtime=60,
     shell:
         "python -m stages.train --model {wildcards.model} --data {input.data}"
-        " --out {output.model} --live {output.live} --timing {output.timing} {params.values} > {log} 2>&1"
+        " --out {output.model} --live {output.live} --timing {output.timing} --record-divergence"
+        " {params.values} > {log} 2>&1"
 
 
 rule sweep_evaluate:
@@ -265,8 +274,8 @@ rule sweep_report:
     input:
         code=code_files("stages.sweep_report"),
         table="sweeps/{sweep}.tsv",
-        metrics=lambda wildcards: expand(rules.sweep_evaluate.output.metrics, sweep=wildcards.sweep,
-                                         point=SWEEPS[wildcards.sweep], model=MODELS),
+        metrics=sweep_outputs(rules.sweep_evaluate.output.metrics),
+        training=sweep_outputs(rules.sweep_train.output.live),
     output:
         table=report("sweeps/{sweep}/results.md", category="Sweeps"),
         figure=report("sweeps/{sweep}/results.png", category="Sweeps"),

@@ -7,14 +7,26 @@
 Values are read as YAML 1.2, as `dvc exp run -S` reads them. Each point is named after
 its values (`optimizer~adam_lr~0.001`, as Snakemake's Paramspace names them), so adding a
 row adds a point and leaves the others' outputs where they are.
+
+One column is not a param: `model`, where present, names the models a point trains
+(comma-separated, e.g. `conv1` or `conv2,conv3`); without it, every point trains every model.
 """
 
 import copy
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from stages.common.params import ParamsError, parse_yaml, validate
+
+MODEL_COLUMN = "model"
+
+
+@dataclass(frozen=True)
+class Point:
+    params: dict[str, Any]
+    models: list[str]
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -33,12 +45,21 @@ def point_name(row: dict[str, str]) -> str:
     return "_".join(f"{key}~{text}" for key, text in row.items())
 
 
-def load_sweep(path: Path, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """{point name: params with that row's values}, every point validated against the schema."""
+def row_models(row: dict[str, str], all_models: list[str]) -> list[str]:
+    """The models a row trains: its `model` column, or all of them."""
+    if MODEL_COLUMN not in row:
+        return list(all_models)
+    return [name.strip() for name in row[MODEL_COLUMN].split(",")]
+
+
+def load_sweep(path: Path, params: dict[str, Any]) -> dict[str, Point]:
+    """{point name: its params and models}, every point validated against the schema."""
     points = {}
     for number, row in enumerate(read_rows(path), start=2):
         config = copy.deepcopy(params)
         for key, text in row.items():
+            if key == MODEL_COLUMN:
+                continue
             *parents, leaf = key.split(".")
             node = config
             for part in parents:
@@ -46,6 +67,11 @@ def load_sweep(path: Path, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
                     raise ParamsError(f"{path}: column {key!r}: {part!r} is not a section of params.yaml")
                 node = node[part]
             node[leaf] = parse_yaml(text)
-        given = {key: f"{path} line {number}" for key in row}
-        points[point_name(row)] = validate(config, source=str(path), overridden=given)
+        given = {key: f"{path} line {number}" for key in row if key != MODEL_COLUMN}
+        models = row_models(row, list(config["models"]))
+        unknown = [name for name in models if name not in config["models"]]
+        if unknown:
+            raise ParamsError(f"{path} line {number}: no model {', '.join(map(repr, unknown))}; the model "
+                              f"column takes names from params.yaml's models ({', '.join(config['models'])})")
+        points[point_name(row)] = Point(validate(config, source=str(path), overridden=given), models)
     return points

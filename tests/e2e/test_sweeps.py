@@ -112,7 +112,8 @@ def test_a_snakemake_sweep_runs_every_point_and_the_data_stages_once(snakemake_s
     assert planned_jobs(output) == {"download": 1, "normalize": 1, "split": 1, "sweep_train": 6,
                                       "sweep_evaluate": 6, "sweep_report": 1, "sweeps": 1}
     table = (root / "sweeps" / "lr" / "results.md").read_text().splitlines()
-    assert table[0] == "| optimizer | lr | conv1 test accuracy | conv2 test accuracy | conv3 test accuracy |"
+    assert table[0] == ("| optimizer | lr | conv1 validation | conv1 test | conv2 validation | conv2 test "
+                        "| conv3 validation | conv3 test |")
     assert [line.split(" | ")[:2] for line in table[2:]] == [["| adam", "0.001"], ["| sgd", "1e-2"]]
     assert (root / "sweeps" / "lr" / "results.png").read_bytes()[:4] == b"\x89PNG"
     for point in ("optimizer~adam_lr~0.001", "optimizer~sgd_lr~1e-2"):
@@ -148,3 +149,18 @@ def test_a_bad_point_stops_the_sweep_before_any_job(tmp_path, tiny_mirror):
     assert result.returncode != 0
     assert "error: invalid sweeps/bad.tsv line 3: lr: -1 is less than or equal to the minimum of 0" in result.stderr
     assert not (root / "data").exists()
+
+
+def test_a_diverging_point_shows_as_diverged_and_the_others_still_run(snakemake_sweep, tmp_path):
+    root = copy_project(snakemake_sweep[0], tmp_path / "project")
+    (root / "sweeps" / "screen.tsv").write_text("model\toptimizer\tlr\nconv1\tsgd\t1e20\nconv1\tsgd\t0.01\n")
+    result = run(root, "snakemake", "-c2", "sweeps")
+    # Only the new table's points, and only the model its `model` column names.
+    assert planned_jobs(result.stdout + result.stderr) == {
+        "sweep_train": 2, "sweep_evaluate": 2, "sweep_report": 1, "sweeps": 1}
+    table = (root / "sweeps" / "screen" / "results.md").read_text().splitlines()
+    assert table[2] == "| sgd | 1e20 | diverged | diverged | - | - | - | - |"
+    assert re.fullmatch(r"\| sgd \| 0\.01 \| 0\.\d{4} \| 0\.\d{4} \| - \| - \| - \| - \|", table[3])
+    log = (root / "logs" / "sweeps" / "screen" / "model~conv1_optimizer~sgd_lr~1e20" / "train_conv1.log").read_text()
+    assert [line for line in log.splitlines() if "diverged" in line][0].startswith(
+        "warning: conv1 diverged: the loss became nan by epoch 1")

@@ -1,0 +1,67 @@
+"""Snakemake sweep tables (stages/common/sweeps.py) and their report (stages/sweep_report.py)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stages import sweep_report
+from stages.common.params import ParamsError, load_params
+from stages.common.sweeps import load_sweep
+
+PARAMS = load_params("params.yaml")
+
+
+def test_the_model_column_picks_the_models_a_point_trains(tmp_path):
+    table = tmp_path / "screen.tsv"
+    table.write_text("model\toptimizer\tlr\nconv1\tsgd\t0.1\nconv2,conv3\tadam\t1e-3\n")
+    points = load_sweep(table, PARAMS)
+    assert {name: point.models for name, point in points.items()} == {
+        "model~conv1_optimizer~sgd_lr~0.1": ["conv1"],
+        "model~conv2,conv3_optimizer~adam_lr~1e-3": ["conv2", "conv3"],
+    }
+    point = points["model~conv1_optimizer~sgd_lr~0.1"]
+    assert (point.params["optimizer"], point.params["lr"]) == ("sgd", 0.1)
+    assert "model" not in point.params
+
+
+def test_without_a_model_column_every_point_trains_every_model(tmp_path):
+    table = tmp_path / "lr.tsv"
+    table.write_text("lr\n0.01\n")
+    [point] = load_sweep(table, PARAMS).values()
+    assert point.models == ["conv1", "conv2", "conv3"]
+
+
+def test_an_unknown_model_is_refused_with_its_line(tmp_path):
+    table = tmp_path / "screen.tsv"
+    table.write_text("model\tlr\nconv1\t0.1\nconv9\t0.1\n")
+    with pytest.raises(ParamsError, match=r"screen.tsv line 3: no model 'conv9'; the model column takes names "
+                                          r"from params.yaml's models \(conv1, conv2, conv3\)"):
+        load_sweep(table, PARAMS)
+
+
+def write_point(points: Path, name: str, model: str, accuracy: float, validation: float = 0.5, **summary) -> None:
+    (points / name / "metrics" / "train" / model).mkdir(parents=True)
+    (points / name / "metrics" / "test").mkdir(parents=True, exist_ok=True)
+    (points / name / "metrics" / "train" / model / "metrics.json").write_text(
+        json.dumps({"diverged": False, "at_chance": False, "eval": {"accuracy": validation}, **summary}))
+    (points / name / "metrics" / "test" / f"{model}.json").write_text(json.dumps({"accuracy": accuracy}))
+
+
+def test_the_report_shows_diverged_points_and_models_left_out(tmp_path):
+    table = tmp_path / "lr.tsv"
+    table.write_text("model\toptimizer\tlr\nconv1\tsgd\t0.01\nconv1\tsgd\t1e20\nconv1,conv2\tsgd\t1000\n")
+    points = tmp_path / "lr"
+    write_point(points, "model~conv1_optimizer~sgd_lr~0.01", "conv1", 0.91234, validation=0.92)
+    write_point(points, "model~conv1_optimizer~sgd_lr~1e20", "conv1", 0.1, diverged=True)
+    write_point(points, "model~conv1,conv2_optimizer~sgd_lr~1000", "conv1", 0.1, at_chance=True)
+    write_point(points, "model~conv1,conv2_optimizer~sgd_lr~1000", "conv2", 0.85, validation=0.86)
+    sweep_report.main(table, points, ["conv1", "conv2"], tmp_path / "results.md", tmp_path / "results.png")
+    assert (tmp_path / "results.md").read_text().splitlines() == [
+        "| optimizer | lr | conv1 validation | conv1 test | conv2 validation | conv2 test |",
+        "|---|---|---|---|---|---|",
+        "| sgd | 0.01 | 0.9200 | 0.9123 | - | - |",
+        "| sgd | 1e20 | diverged | diverged | - | - |",
+        "| sgd | 1000 | diverged | diverged | 0.8600 | 0.8500 |",
+    ]
+    assert (tmp_path / "results.png").read_bytes()[:4] == b"\x89PNG"
