@@ -9,7 +9,7 @@ table, and writes a Markdown table (the row's values, then each model's final va
 accuracy, to choose by, and its test accuracy) and a PNG of the test accuracies, one
 group of bars per point. A model whose training diverged (a NaN or infinite loss) or
 ended at chance shows as "diverged", not as numbers, and has no bar; one the row's
-`model` column leaves out shows as "-".
+`model` column leaves out shows as "-", and a model no row trains has no columns.
 """
 
 import json
@@ -31,6 +31,7 @@ Outcome = tuple[float, float] | str | None  # (validation, test) accuracy, DIVER
 
 def main(sweep: Path, points_dir: Path, models: list[str], table_out: Path, figure_out: Path) -> None:
     rows = point_rows(sweep)
+    models = [model for model in models if any(model in row_models(values, models) for _, values in rows)]
     outcomes = {name: [outcome(points_dir / name, model) if model in row_models(values, models) else None
                        for model in models]
                 for name, values in rows}

@@ -159,8 +159,17 @@ def test_a_diverging_point_shows_as_diverged_and_the_others_still_run(snakemake_
     assert planned_jobs(result.stdout + result.stderr) == {
         "sweep_train": 2, "sweep_evaluate": 2, "sweep_report": 1, "sweeps": 1}
     table = (root / "sweeps" / "screen" / "results.md").read_text().splitlines()
-    assert table[2] == "| sgd | 1e20 | diverged | diverged | - | - | - | - |"
-    assert re.fullmatch(r"\| sgd \| 0\.01 \| 0\.\d{4} \| 0\.\d{4} \| - \| - \| - \| - \|", table[3])
+    assert table[0] == "| optimizer | lr | conv1 validation | conv1 test |"  # no row trains conv2 or conv3
+    assert table[2] == "| sgd | 1e20 | diverged | diverged |"
+    assert re.fullmatch(r"\| sgd \| 0\.01 \| 0\.\d{4} \| 0\.\d{4} \|", table[3])
     log = (root / "logs" / "sweeps" / "screen" / "model~conv1_optimizer~sgd_lr~1e20" / "train_conv1.log").read_text()
     assert [line for line in log.splitlines() if "diverged" in line][0].startswith(
         "warning: conv1 diverged: the loss became nan by epoch 1")
+
+
+def test_the_readmes_rerun_of_one_point_reruns_just_that_point(snakemake_sweep):
+    root, _ = snakemake_sweep
+    target = "sweeps/lr/optimizer~sgd_lr~1e-2/metrics/test/conv2.json"
+    output = run(root, "snakemake", "-n", "-c2", target, "-R", "sweep_train").stdout
+    assert planned_jobs(output) == {"sweep_train": 1, "sweep_evaluate": 1}
+    assert "sweeps/lr/optimizer~sgd_lr~1e-2/models/conv2.keras" in output
