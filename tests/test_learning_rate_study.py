@@ -1,0 +1,65 @@
+"""studies/learning_rate.py: the study's tables and figure, from sweep points' metrics files."""
+
+import json
+from pathlib import Path
+
+from studies import learning_rate
+
+
+def write_run(root: Path, sweep: str, point: str, model: str, curve: list[float], test: float,
+              train_time_s: float = 100.0, diverged: bool = False) -> None:
+    base = root / sweep / point / "metrics"
+    live = base / "train" / model
+    (live / "plots" / "metrics" / "eval").mkdir(parents=True)
+    (live / "metrics.json").write_text(json.dumps(
+        {"eval": {"accuracy": curve[-1]}, "diverged": diverged, "at_chance": False, "epochs_run": len(curve)}))
+    (live / "plots" / "metrics" / "eval" / "accuracy.tsv").write_text(
+        "step\taccuracy\n" + "".join(f"{step}\t{value}\n" for step, value in enumerate(curve)))
+    for folder, content in (("test", {"accuracy": test, "loss": 0.3}),
+                            ("timing", {"train_time_s": train_time_s, "epochs_run": len(curve)})):
+        (base / folder).mkdir(parents=True, exist_ok=True)
+        (base / folder / f"{model}.json").write_text(json.dumps(content))
+
+
+def test_the_search_picks_each_optimizers_rate_on_validation(tmp_path):
+    (tmp_path / "lr_search.tsv").write_text(
+        "model\toptimizer\ttrain.nesterov\ttrain.schedule\tlr\n"
+        "conv1\tsgd\ttrue\tconstant\t0.01\nconv1\tsgd\ttrue\tconstant\t0.1\nconv1\tadam\tfalse\tconstant\t10\n")
+    write_run(tmp_path, "lr_search", "model~conv1_optimizer~sgd_train.nesterov~true_train.schedule~constant_lr~0.01",
+              "conv1", [0.85, 0.90], test=0.95)  # best on test, not on validation
+    write_run(tmp_path, "lr_search", "model~conv1_optimizer~sgd_train.nesterov~true_train.schedule~constant_lr~0.1",
+              "conv1", [0.86, 0.91], test=0.89)
+    write_run(tmp_path, "lr_search", "model~conv1_optimizer~adam_train.nesterov~false_train.schedule~constant_lr~10",
+              "conv1", [0.1, 0.1], test=0.1, diverged=True)
+    runs = learning_rate.load_runs("lr_search", tmp_path)
+    assert learning_rate.chosen_rates(runs) == {"SGD+Nesterov": "0.1"}
+    assert learning_rate.search_table(runs)[2:] == [
+        "| SGD+Nesterov | 0.01 | 0.9000 | 0.9500 |",
+        "| SGD+Nesterov | 0.1 | 0.9100 | 0.8900 |",
+        "| Adam | 10 | diverged | diverged |",
+    ]
+
+
+def test_seeds_give_mean_sd_and_time_to_target(tmp_path):
+    (tmp_path / "lr_seeds.tsv").write_text("optimizer\ttrain.label_smoothing\tlr\tseed\n"
+                                           + "".join(f"adam\t0\t0.001\t{seed}\n" for seed in (1, 2, 3)))
+    for seed, (test, curve) in zip((1, 2, 3), [(0.91, [0.90, 0.92]), (0.92, [0.91, 0.93]), (0.93, [0.93, 0.94])]):
+        write_run(tmp_path, "lr_seeds", f"optimizer~adam_train.label_smoothing~0_lr~0.001_seed~{seed}",
+                  "conv1", curve, test=test, train_time_s=60.0)
+    cells = learning_rate.seed_cells(learning_rate.load_runs("lr_seeds", tmp_path))
+    conv1 = [cell for cell in cells if cell.model == "conv1"]
+    assert len(conv1) == 1 and conv1[0].technique == "naive (Adam 1e-3)"
+    # conv1's target is 0.918: reached at epoch 2, 2 and 1 of 2 epochs of 60 s.
+    assert conv1[0].seconds_to_target == [60.0, 60.0, 30.0]
+    row = [line for line in learning_rate.seeds_table(cells) if line.startswith("| conv1")][0]
+    assert row == "| conv1 | naive (Adam 1e-3) | 3 | 0.9300 ± 0.0100 | 0.9200 ± 0.0100 | 60 s |"
+
+
+def test_main_writes_the_tables_and_figure_from_whatever_sweeps_exist(tmp_path):
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "sweeps" / "lr_seeds.tsv").write_text("model\toptimizer\tlr\tseed\nconv2\tsgd\t0.1\t1\n")
+    write_run(tmp_path / "sweeps", "lr_seeds", "model~conv2_optimizer~sgd_lr~0.1_seed~1", "conv2", [0.9, 0.93], 0.931)
+    learning_rate.main(tmp_path / "sweeps", tmp_path / "out")
+    text = (tmp_path / "out" / "results.md").read_text()
+    assert "Step 1" not in text and "| conv2 | SGD+momentum | 1 | 0.9300 | 0.9310 | 100 s |" in text
+    assert (tmp_path / "out" / "results.png").read_bytes()[:4] == b"\x89PNG"
