@@ -26,15 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.targets import TARGETS
 from stages.common import cli, training
 from stages.common.errors import PipelineError
 from stages.common.models import build_model
 from stages.common.splits import load_split
 from stages.common.tensorflow import keras
-
-# Target validation accuracy per model of params.yaml (tests/test_benchmarks.py checks
-# that every model has one).
-TARGETS = {"conv1": 0.918, "conv2": 0.929, "conv3": 0.933}
 
 
 class TimeToTarget(keras.callbacks.Callback):

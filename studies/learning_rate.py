@@ -20,15 +20,16 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.targets import TARGETS
 from stages.common import cli
 from stages.common.errors import written_by
 from stages.common.figures import plt, save_figure
 from stages.common.files import atomic_path
 from stages.common.sweeps import MODEL_COLUMN, point_name, read_rows, row_models
+from stages.sweep_report import DIVERGED, outcome
 
 SWEEPS = Path("sweeps")
 OUT = Path("studies/learning_rate")
-TARGETS = {"conv1": 0.918, "conv2": 0.929, "conv3": 0.933}  # as benchmarks/time_to_accuracy.py
 MODELS = list(TARGETS)
 
 
@@ -69,19 +70,17 @@ def load_runs(sweep: str, root: Path = SWEEPS) -> list[Run]:
 
 
 def read_run(point: Path, model: str, settings: dict[str, str]) -> Run:
-    summary_path = point / "metrics" / "train" / model / "metrics.json"
-    with written_by("train stage", summary_path):
-        summary = json.loads(summary_path.read_text())
-        timing = json.loads((point / "metrics" / "timing" / f"{model}.json").read_text())
-        test = json.loads((point / "metrics" / "test" / f"{model}.json").read_text())["accuracy"]
-        curve_path = point / "metrics" / "train" / model / "plots" / "metrics" / "eval" / "accuracy.tsv"
+    result = outcome(point, model)  # (validation, test) or DIVERGED, as the sweep's own table has it
+    diverged = result == DIVERGED
+    timing_path = point / "metrics" / "timing" / f"{model}.json"
+    curve_path = point / "metrics" / "train" / model / "plots" / "metrics" / "eval" / "accuracy.tsv"
+    with written_by("train stage", curve_path):
+        timing = json.loads(timing_path.read_text())
         with curve_path.open() as curve:
             accuracies = [float(line["accuracy"]) for line in csv.DictReader(curve, delimiter="\t")]
-    diverged = bool(summary.get("diverged") or summary.get("at_chance"))
     reached = [epoch for epoch, accuracy in enumerate(accuracies, start=1) if accuracy >= TARGETS[model]]
-    return Run(settings, model, diverged, None if diverged else summary["eval"]["accuracy"],
-               None if diverged else test, timing["train_time_s"], timing["epochs_run"],
-               reached[0] if reached else None)
+    return Run(settings, model, diverged, None if diverged else result[0], None if diverged else result[1],
+               timing["train_time_s"], timing["epochs_run"], reached[0] if reached else None)
 
 
 def technique(settings: dict[str, str]) -> str:

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from benchmarks.time_to_accuracy import TARGETS
+from benchmarks.targets import TARGETS
 from stages.common.params import load_params
 
 
