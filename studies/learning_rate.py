@@ -148,6 +148,10 @@ def seed_cells(runs: list[Run]) -> list[Cell]:
     return cells
 
 
+def targets_text() -> str:
+    return " / ".join(f"{TARGETS[model]}" for model in MODELS) + " for " + " / ".join(MODELS)
+
+
 def mean_sd(values: list[float]) -> str:
     if not values:
         return "-"
@@ -173,6 +177,29 @@ def seeds_table(cells: list[Cell]) -> list[str]:
             seeds = f"{len(cell.tests)}" + (f" (+{cell.diverged} diverged)" if cell.diverged else "")
             lines.append(f"| {model} | {cell.technique} | {seeds} | {mean_sd(cell.validations)} | "
                          f"{mean_sd(cell.tests)} | {time_text(cell.seconds_to_target)} |")
+    return lines
+
+
+def by_depth_table(cells: list[Cell], value: str) -> list[str]:
+    """Techniques as rows and depths as columns: test accuracy (mean ± sd) or time to target.
+
+    Per depth, the technique with the best mean validation accuracy is in bold: the choice is
+    made on validation, and the test column only reports it.
+    """
+    techniques = list(dict.fromkeys(cell.technique for cell in cells))
+    by_key = {(cell.technique, cell.model): cell for cell in cells}
+    models = [model for model in MODELS if any(cell.model == model for cell in cells)]
+    best = {model: max((cell for cell in cells if cell.model == model and cell.validations),
+                       key=lambda cell: statistics.mean(cell.validations)).technique for model in models}
+    lines = ["| technique | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    for name in techniques:
+        texts = []
+        for model in models:
+            cell = by_key.get((name, model))
+            text = "-" if cell is None else mean_sd(cell.tests) if value == "test" else time_text(
+                cell.seconds_to_target)
+            texts.append(f"**{text}**" if best[model] == name else text)
+        lines.append(f"| {name} | " + " | ".join(texts) + " |")
     return lines
 
 
@@ -213,7 +240,12 @@ def main(root: Path = SWEEPS, out: Path = OUT) -> None:
     seeds = load_runs("lr_seeds", root)
     cells = seed_cells(seeds)
     if seeds:
-        sections += ["## Step 3: the best per optimizer and depth, three seeds", "", *seeds_table(cells), ""]
+        sections += ["## Step 3: the best per optimizer and depth, three seeds", "",
+                     "Test accuracy, mean ± standard deviation over seeds; in bold, the best mean "
+                     "validation accuracy at each depth.", "", *by_depth_table(cells, "test"), "",
+                     f"Training time to the target validation accuracy ({targets_text()}), median over "
+                     "seeds; in bold as above.", "", *by_depth_table(cells, "time"), "",
+                     "Every cell:", "", *seeds_table(cells), ""]
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "results.md") as table:
         table.write_text("# Learning-rate study: the numbers\n\nWritten by `python -m studies.learning_rate` "

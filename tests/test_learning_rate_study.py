@@ -63,3 +63,21 @@ def test_main_writes_the_tables_and_figure_from_whatever_sweeps_exist(tmp_path):
     text = (tmp_path / "out" / "results.md").read_text()
     assert "Step 1" not in text and "| conv2 | SGD+momentum | 1 | 0.9300 | 0.9310 | 100 s |" in text
     assert (tmp_path / "out" / "results.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_depth_table_bolds_the_best_on_validation_not_on_test(tmp_path):
+    (tmp_path / "lr_seeds.tsv").write_text("model\toptimizer\tlr\tseed\n"
+                                           + "".join(f"conv2\t{name}\t0.001\t{seed}\n"
+                                                     for name in ("adam", "rmsprop") for seed in (1, 2)))
+    for seed in (1, 2):
+        write_run(tmp_path, "lr_seeds", f"model~conv2_optimizer~adam_lr~0.001_seed~{seed}", "conv2",
+                  [0.92, 0.94], test=0.92)  # best on validation
+        write_run(tmp_path, "lr_seeds", f"model~conv2_optimizer~rmsprop_lr~0.001_seed~{seed}", "conv2",
+                  [0.90, 0.925 + seed / 1000], test=0.93 + seed / 1000)  # best on test; never reaches 0.929
+    cells = learning_rate.seed_cells(learning_rate.load_runs("lr_seeds", tmp_path))
+    assert learning_rate.by_depth_table(cells, "test") == [
+        "| technique | conv2 |", "|---|---|",
+        "| Adam | **0.9200 ± 0.0000** |",
+        "| RMSprop | 0.9315 ± 0.0007 |",
+    ]
+    assert learning_rate.by_depth_table(cells, "time")[2:] == ["| Adam | **100 s** |", "| RMSprop | not reached |"]
