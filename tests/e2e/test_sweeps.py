@@ -5,6 +5,7 @@ import io
 import re
 import shlex
 import time
+from pathlib import Path
 
 import pytest
 
@@ -61,6 +62,21 @@ def test_every_point_of_the_grid_succeeds(grid):
         for model in ("conv1", "conv2", "conv3"):
             assert 0 <= float(row[f"metrics/test/{model}.json:accuracy"]) <= 1
 
+
+
+def test_the_readmes_exp_show_keeps_the_changed_params_and_the_test_metrics(grid):
+    root, _ = grid
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    [command] = set(re.findall(r"^(dvc exp show --only-changed [^#\n]*?)\s+#", readme, re.MULTILINE))
+    words = shlex.split(command)
+    table = run(root, *words, "--csv", "--hide-workspace").stdout
+    columns = next(csv.reader(io.StringIO(table)))
+    assert set(columns) - {"Experiment", "rev", "typ", "Created", "State", "Executor"} == {
+        "optimizer", "lr", *(f"metrics/test/{model}.json:{metric}"
+                             for model in ("conv1", "conv2", "conv3") for metric in ("accuracy", "loss"))}
+    # Without the --drop, the changed stage inputs are there as hash columns: the drop is what removes them.
+    unfiltered = next(csv.reader(io.StringIO(run(root, "dvc", "exp", "show", "--only-changed", "--csv").stdout)))
+    assert "metrics/test" in unfiltered
 
 def test_every_point_skips_the_data_stages(grid):
     root, status = grid
