@@ -225,7 +225,7 @@ def test_interrupted_training_leaves_the_previous_outputs_whole(tiny_processed, 
     (out / "live").mkdir(parents=True)
     (out / "live" / "metrics.json").write_text('{"earlier": true}')
     (out / "conv1.keras").write_bytes(b"earlier model")
-    process = stage("train", *train_args(tiny_processed, out, "--set", "epochs=200"), wait=False)
+    process = stage("train", *train_args(tiny_processed, out, "--set", "epochs=1000"), wait=False)
     deadline = time.monotonic() + 120
     while not list(out.glob(".live.tmp*/plots")) and time.monotonic() < deadline:  # an epoch has been logged
         time.sleep(0.2)
