@@ -17,6 +17,7 @@ validation accuracy; test accuracy is only reported.
 import csv
 import json
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,8 +181,8 @@ def seeds_table(cells: list[Cell]) -> list[str]:
     return lines
 
 
-def by_depth_table(cells: list[Cell], value: str) -> list[str]:
-    """Techniques as rows and depths as columns: test accuracy (mean ± sd) or time to target.
+def by_depth_table(cells: list[Cell], describe: Callable[[Cell], str]) -> list[str]:
+    """Techniques as rows and depths as columns, each cell as `describe` writes it.
 
     Per depth, the technique with the best mean validation accuracy is in bold: the choice is
     made on validation, and the test column only reports it.
@@ -196,8 +197,7 @@ def by_depth_table(cells: list[Cell], value: str) -> list[str]:
         texts = []
         for model in models:
             cell = by_key.get((name, model))
-            text = "-" if cell is None else mean_sd(cell.tests) if value == "test" else time_text(
-                cell.seconds_to_target)
+            text = "-" if cell is None else describe(cell)
             texts.append(f"**{text}**" if best[model] == name else text)
         lines.append(f"| {name} | " + " | ".join(texts) + " |")
     return lines
@@ -242,9 +242,11 @@ def main(root: Path = SWEEPS, out: Path = OUT) -> None:
     if seeds:
         sections += ["## Step 3: the best per optimizer and depth, three seeds", "",
                      "Test accuracy, mean ± standard deviation over seeds; in bold, the best mean "
-                     "validation accuracy at each depth.", "", *by_depth_table(cells, "test"), "",
+                     "validation accuracy at each depth.", "",
+                     *by_depth_table(cells, lambda cell: mean_sd(cell.tests)), "",
                      f"Training time to the target validation accuracy ({targets_text()}), median over "
-                     "seeds; in bold as above.", "", *by_depth_table(cells, "time"), "",
+                     "seeds; in bold as above.", "",
+                     *by_depth_table(cells, lambda cell: time_text(cell.seconds_to_target)), "",
                      "Every cell:", "", *seeds_table(cells), ""]
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "results.md") as table:

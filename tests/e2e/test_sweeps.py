@@ -63,7 +63,6 @@ def test_every_point_of_the_grid_succeeds(grid):
             assert 0 <= float(row[f"metrics/test/{model}.json:accuracy"]) <= 1
 
 
-
 def test_the_readmes_exp_show_keeps_the_changed_params_and_the_test_metrics(grid):
     root, _ = grid
     readme = (Path(__file__).parents[2] / "README.md").read_text()
@@ -77,6 +76,7 @@ def test_the_readmes_exp_show_keeps_the_changed_params_and_the_test_metrics(grid
     # Without the --drop, the changed stage inputs are there as hash columns: the drop is what removes them.
     unfiltered = next(csv.reader(io.StringIO(run(root, "dvc", "exp", "show", "--only-changed", "--csv").stdout)))
     assert "metrics/test" in unfiltered
+
 
 def test_every_point_skips_the_data_stages(grid):
     root, status = grid
