@@ -82,3 +82,25 @@ def test_the_depth_table_bolds_the_best_on_validation_not_on_test(tmp_path):
     ]
     times = learning_rate.by_depth_table(cells, lambda cell: learning_rate.time_text(cell.seconds_to_target))
     assert times[2:] == ["| Adam | **100 s** |", "| RMSprop | not reached |"]
+
+
+def data_rows(markdown: str) -> list[tuple[str, ...]]:
+    """Each table row's cells after the label, bold marks dropped; header and separator rows left out."""
+    lines = markdown.splitlines()
+    rows = []
+    for number, line in enumerate(lines):
+        is_header = number + 1 < len(lines) and lines[number + 1].startswith("|---")
+        if line.startswith("|") and not line.startswith("|---") and not is_header:
+            rows.append(tuple(cell.strip().replace("**", "") for cell in line.strip("|").split("|"))[1:])
+    return rows
+
+
+def test_the_study_page_quotes_its_numbers_from_the_generated_tables():
+    # The page's result tables are copied from results.md with longer row labels; a rerun
+    # of the study that changed a number must not leave the page behind.
+    repo = Path(__file__).resolve().parents[1]
+    page = (repo / "studies" / "learning_rate.md").read_text()
+    quoted = data_rows(page[page.index("## Results"):page.index("## Compute")])
+    generated = set(data_rows((repo / "studies" / "learning_rate" / "results.md").read_text()))
+    assert len(quoted) >= 14, "the page's step 2 and step 3 tables were not found"
+    assert [row for row in quoted if row not in generated] == []
