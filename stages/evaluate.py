@@ -11,7 +11,6 @@ it), and two PNGs: the confusion matrix and a grid of misclassified test images.
 
 import csv
 import json
-import zipfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -20,18 +19,17 @@ import numpy as np
 
 from stages.common import cli
 from stages.common.classes import CLASS_NAMES
-from stages.common.errors import PipelineError, written_by
 from stages.common.figures import plt, save_figure
 from stages.common.files import atomic_path
+from stages.common.models import load_trained_model
 from stages.common.splits import load_split
-from stages.common.tensorflow import keras
 
 MISCLASSIFIED_SHOWN = 25
 
 
 def main(model_file: Path, data_dir: Path, metrics_out: Path, details_out: Path, predictions_out: Path,
          figures_dir: Path) -> None:
-    model = _load_model(model_file)
+    model = load_trained_model(model_file, "run the train stage for this model again")
     images, labels = load_split(data_dir / "test.npz")
     probabilities = model.predict(images, batch_size=512, verbose=0)
     predicted = probabilities.argmax(axis=1)
@@ -110,16 +108,6 @@ def plot_misclassified(images: np.ndarray, labels: np.ndarray, predicted: np.nda
     figure.suptitle(f"First {len(wrong)} misclassified test images (actual / predicted)")
     figure.tight_layout()
     return figure
-
-
-def _load_model(path: Path) -> keras.Model:
-    if not path.exists():
-        raise PipelineError(f"{path} is missing; run the train stage for this model first")
-    if not zipfile.is_zipfile(path):  # Keras would call it "not found"
-        raise PipelineError(f"{path} is not a Keras model (not a .keras zip archive); "
-                            "delete it and run the train stage again")
-    with written_by("train stage", path):
-        return keras.models.load_model(path, compile=False)  # the test loss is computed here, not by Keras
 
 
 def _cli() -> None:

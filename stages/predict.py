@@ -58,7 +58,11 @@ def main(model_file: Path, inputs: list[Path], invert: str = "auto", csv_out: Pa
             batch = load_image(path, invert)[np.newaxis]
             names.append(str(path))
         images.append(batch)
-    probabilities = load_model(model_file).predict(np.concatenate(images)[..., np.newaxis], verbose=0)
+    # TensorFlow is imported only now, so that bad input is reported without its start-up time.
+    from stages.common.models import load_trained_model
+
+    model = load_trained_model(model_file, "pass one of models/<model>.keras")
+    probabilities = model.predict(np.concatenate(images)[..., np.newaxis], verbose=0)
     predictions = [Prediction(name, CLASS_NAMES[row.argmax()], float(row.max()))
                    for name, row in zip(names, probabilities)]
     if csv_out is not None:
@@ -132,20 +136,6 @@ def load_batch(path: Path) -> np.ndarray:
         raise PipelineError(f"{path} holds {array.dtype} values outside [0, 1]; "
                             "expected uint8 pixels or floats scaled to [0, 1] (pixel / 255)")
     return array.astype(np.float32)
-
-
-def load_model(path: Path):
-    # TensorFlow is imported only here, so that bad input is reported without its start-up time.
-    from stages.common.tensorflow import keras
-
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many kinds for a file that is not a model
-        raise PipelineError(f"{path} is not a Keras model ({type(exc).__name__}); "
-                            "pass one of models/<model>.keras") from None
-    if tuple(model.input_shape[1:]) != (SIZE, SIZE, 1):
-        raise PipelineError(f"{path} takes input of shape {model.input_shape[1:]}, not (28, 28, 1)")
-    return model
 
 
 def write_csv(path: Path, predictions: list[Prediction]) -> None:

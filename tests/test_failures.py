@@ -159,7 +159,7 @@ def test_garbage_model_file_is_named_as_such(tiny_processed, tmp_path):
                    "--predictions", str(tmp_path / "p.csv"), "--figures", str(tmp_path / "figures"))
     assert result.returncode == 1
     assert one_error_line(result) == (f"error: {tmp_path / 'conv1.keras'} is not a Keras model (not a .keras zip "
-                                      "archive); delete it and run the train stage again")
+                                      "archive); run the train stage for this model again")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["conv1.keras"]
 
 

@@ -8,8 +8,11 @@ and the 10-way softmax. params.yaml's conv1 / conv2 / conv3 are the design's 1-,
 the design and checked by tests/test_models.py.
 """
 
+import zipfile
+from pathlib import Path
 from typing import Any
 
+from stages.common.errors import PipelineError
 from stages.common.tensorflow import keras
 
 INPUT_SHAPE = (28, 28, 1)
@@ -32,4 +35,19 @@ def build_model(name: str, settings: dict[str, Any]) -> keras.Sequential:
     if settings["dense_dropout"] > 0:  # no layer at all at 0, as in the design's smaller two models
         model.add(keras.layers.Dropout(settings["dense_dropout"], name="dense_dropout"))
     model.add(keras.layers.Dense(NUM_CLASSES, activation="softmax", name="output"))
+    return model
+
+
+def load_trained_model(path: Path, fix: str) -> keras.Model:
+    """A model saved by the train stage, for inference; `fix` tells the user what to do when `path` is not one."""
+    if not path.exists():
+        raise PipelineError(f"{path} is missing; {fix}")
+    if not zipfile.is_zipfile(path):  # Keras would call it "not found"
+        raise PipelineError(f"{path} is not a Keras model (not a .keras zip archive); {fix}")
+    try:
+        model = keras.models.load_model(path, compile=False)  # losses are computed by the stages, not Keras
+    except Exception as exc:  # Keras raises many kinds for an archive that is not a model
+        raise PipelineError(f"{path} is not a Keras model ({type(exc).__name__}); {fix}") from None
+    if tuple(model.input_shape[1:]) != INPUT_SHAPE:
+        raise PipelineError(f"{path} takes input of shape {model.input_shape[1:]}, not {INPUT_SHAPE}; {fix}")
     return model

@@ -54,7 +54,7 @@ def load_params(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, An
     given = {}
     for override in overrides:
         key, value = parse_override(override)
-        _set_dotted(config, key, value, path)
+        set_dotted(config, key, value, f"override key {key!r}", path)
         given[key] = f"--set {override}"
     return validate(config, source=str(path), overridden=given)
 
@@ -68,7 +68,7 @@ def snakemake_params(path: str | Path, overrides: Mapping[str, Any]) -> dict[str
     config = load_params(path)
     given = {}
     for key, value in _flatten(dict(overrides)):
-        _set_dotted(config, key, _reparse(value), path)
+        set_dotted(config, key, _reparse(value), f"override key {key!r}", path)
         given[key] = f"snakemake --config {key}"
     return validate(config, source="Snakemake config", overridden=given)
 
@@ -152,12 +152,13 @@ def _get_dotted(config: dict[str, Any], key: str) -> Any:
     return node
 
 
-def _set_dotted(config: dict[str, Any], key: str, value: Any, path: Path | str) -> None:
+def set_dotted(config: dict[str, Any], key: str, value: Any, given: str, path: Path | str) -> None:
+    """config[a][b] = value for key "a.b"; `given` says where the key came from, for the error."""
     *parents, leaf = key.split(".")
     node = config
     for part in parents:
         if not isinstance(node.get(part), dict):
-            raise ParamsError(f"override key {key!r}: {part!r} is not a section of {path}")
+            raise ParamsError(f"{given}: {part!r} is not a section of {path}")
         node = node[part]
     node[leaf] = value
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.common.params import ParamsError, parse_yaml, validate
+from stages.common.params import ParamsError, parse_yaml, set_dotted, validate
 
 MODEL_COLUMN = "model"
 
@@ -60,13 +60,7 @@ def load_sweep(path: Path, params: dict[str, Any]) -> dict[str, Point]:
         for key, text in row.items():
             if key == MODEL_COLUMN:
                 continue
-            *parents, leaf = key.split(".")
-            node = config
-            for part in parents:
-                if not isinstance(node.get(part), dict):
-                    raise ParamsError(f"{path}: column {key!r}: {part!r} is not a section of params.yaml")
-                node = node[part]
-            node[leaf] = parse_yaml(text)
+            set_dotted(config, key, parse_yaml(text), f"{path}: column {key!r}", "params.yaml")
         given = {key: f"{path} line {number}" for key in row if key != MODEL_COLUMN}
         models = row_models(row, list(config["models"]))
         unknown = [name for name in models if name not in config["models"]]

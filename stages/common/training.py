@@ -97,7 +97,7 @@ def training_dataset(images: np.ndarray, labels: np.ndarray, config: TrainConfig
     # shuffling the indices and gathering each batch from the arrays in memory gives the
     # same batches as shuffling the (image, label) pairs themselves, at less cost per image.
     if gather_batches:
-        images, targets = tf.constant(images), tf.one_hot(tf.cast(labels, tf.int32), NUM_CLASSES)
+        images, targets = one_hot(tf.constant(images), labels)
         dataset = (
             tf.data.Dataset.range(len(labels))
             .shuffle(len(labels), seed=config.seed, reshuffle_each_iteration=True)
