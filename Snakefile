@@ -9,6 +9,9 @@
 # command reads is pinned with `--set` from the rule's `params:`, so Snakemake reruns a job
 # exactly when a value it uses changes (`--config lr=0.01` included), and every source file
 # it runs is an input (computed from the imports), so editing code reruns what runs it.
+# Every field of a shell command is quoted (`{output:q}`), and the pins are a list of words,
+# so no value, path or name from params.yaml, a sweep table or `--config` runs as shell code
+# (tests/e2e/test_injection.py).
 # No `benchmark:` files: Snakemake counts them as outputs, so ones left by an earlier run
 # would make it redo work that `dvc repro` has since done (metrics/timing/ has the times).
 
@@ -72,7 +75,7 @@ rule download:
         mem_mb=1000,
         runtime=15,
     shell:
-        "python -m stages.download --out {output} {params.values} > {log} 2>&1"
+        "python -m stages.download --out {output:q} {params.values:q} > {log:q} 2>&1"
 
 
 rule normalize:
@@ -92,7 +95,7 @@ rule normalize:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m stages.normalize --raw {input.raw} --out {output} {params.values} > {log} 2>&1"
+        "python -m stages.normalize --raw {input.raw:q} --out {output:q} {params.values:q} > {log:q} 2>&1"
 
 
 rule split:
@@ -112,7 +115,7 @@ rule split:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m stages.split --interim {input.interim} --out {output} {params.values} > {log} 2>&1"
+        "python -m stages.split --interim {input.interim:q} --out {output:q} {params.values:q} > {log:q} 2>&1"
 
 
 rule train:
@@ -135,8 +138,8 @@ rule train:
         runtime=60,
         gpu=0,  # CPU by default; with profiles/slurm, --set-resources train:gpu=1 asks for one
     shell:
-        "python -m stages.train --model {wildcards.model} --data {input.data}"
-        " --out {output.model} --live {output.live} --timing {output.timing} {params.values} > {log} 2>&1"
+        "python -m stages.train --model {wildcards.model:q} --data {input.data:q}"
+        " --out {output.model:q} --live {output.live:q} --timing {output.timing:q} {params.values:q} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -150,6 +153,8 @@ rule evaluate:
         predictions="metrics/predictions/{model}.csv",
         confusion=report("metrics/figures/{model}/confusion.png", category="Confusion matrices"),
         misclassified=report("metrics/figures/{model}/misclassified.png", category="Misclassified"),
+    params:
+        figures=lambda wildcards, output: Path(output.confusion).parent,
     log:
         "logs/evaluate/{model}.log",
     conda:
@@ -159,9 +164,9 @@ rule evaluate:
         mem_mb=3000,
         runtime=10,
     shell:
-        "python -m stages.evaluate --model-file {input.model} --data {input.data}"
-        " --metrics {output.metrics} --details {output.details} --predictions {output.predictions}"
-        " --figures metrics/figures/{wildcards.model} > {log} 2>&1"
+        "python -m stages.evaluate --model-file {input.model:q} --data {input.data:q}"
+        " --metrics {output.metrics:q} --details {output.details:q} --predictions {output.predictions:q}"
+        " --figures {params.figures:q} > {log:q} 2>&1"
 
 
 rule report:
@@ -184,8 +189,8 @@ rule report:
         mem_mb=1000,
         runtime=5,
     shell:
-        "python -m stages.report --metrics metrics --out {output.table}"
-        " --figure {output.figure} {params.values} > {log} 2>&1"
+        "python -m stages.report --metrics metrics --out {output.table:q}"
+        " --figure {output.figure:q} {params.values:q} > {log:q} 2>&1"
 
 
 # Sweeps: each sweeps/<name>.tsv is a table of points, one column per dotted param key
@@ -238,9 +243,9 @@ rule sweep_train:
         mem_mb=6000,
         runtime=60,
     shell:
-        "python -m stages.train --model {wildcards.model} --data {input.data}"
-        " --out {output.model} --live {output.live} --timing {output.timing} --record-divergence"
-        " {params.values} > {log} 2>&1"
+        "python -m stages.train --model {wildcards.model:q} --data {input.data:q}"
+        " --out {output.model:q} --live {output.live:q} --timing {output.timing:q} --record-divergence"
+        " {params.values:q} > {log:q} 2>&1"
 
 
 rule sweep_evaluate:
@@ -265,9 +270,9 @@ rule sweep_evaluate:
         mem_mb=3000,
         runtime=10,
     shell:
-        "python -m stages.evaluate --model-file {input.model} --data {input.data}"
-        " --metrics {output.metrics} --details {output.details} --predictions {output.predictions}"
-        " --figures {params.figures} > {log} 2>&1"
+        "python -m stages.evaluate --model-file {input.model:q} --data {input.data:q}"
+        " --metrics {output.metrics:q} --details {output.details:q} --predictions {output.predictions:q}"
+        " --figures {params.figures:q} > {log:q} 2>&1"
 
 
 rule sweep_report:
@@ -290,5 +295,5 @@ rule sweep_report:
         mem_mb=1000,
         runtime=5,
     shell:
-        "python -m stages.sweep_report --sweep {input.table} --points sweeps/{wildcards.sweep}"
-        " --models {params.models} --out {output.table} --figure {output.figure} > {log} 2>&1"
+        "python -m stages.sweep_report --sweep {input.table:q} --points sweeps/{wildcards.sweep:q}"
+        " --models {params.models:q} --out {output.table:q} --figure {output.figure:q} > {log:q} 2>&1"

@@ -40,7 +40,7 @@ def dvc_stages() -> dict[str, dict]:
         for stage in repo.index.stages:
             params = [key for dep in stage.deps if hasattr(dep, "params") for key in dep.params]
             deps = [dep.def_path for dep in stage.deps if not hasattr(dep, "params")]
-            stages[stage.addressing] = {"command": " ".join(stage.cmd.split()), "params": params,
+            stages[stage.addressing] = {"command": " ".join(shlex.split(stage.cmd)), "params": params,
                                         "deps": deps, "outs": [out.def_path for out in stage.outs]}
     return stages
 

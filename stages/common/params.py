@@ -11,7 +11,6 @@ and a key given twice is an error, as it is for DVC.
 
 import json
 import math
-import shlex
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -110,13 +109,16 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ParamsError(f"override {text!r} has a value that is not valid YAML") from None
 
 
-def as_set_args(config: dict[str, Any], keys: Iterable[str]) -> str:
-    """The `--set key=value` arguments that pin each dotted key of `keys` to its value in config."""
+def as_set_args(config: dict[str, Any], keys: Iterable[str]) -> list[str]:
+    """The `--set key=value` arguments that pin each dotted key of `keys` to its value in config.
+
+    A list of words, for the Snakefile to quote (`{params.values:q}`) like every other field.
+    """
     args = []
     for key in keys:
         value = _get_dotted(config, key)
         args += ["--set", f"{key}={json.dumps(value, sort_keys=True)}"]
-    return shlex.join(args)
+    return args
 
 
 def _validator() -> jsonschema.protocols.Validator:

@@ -14,13 +14,22 @@ One column is not a param: `model`, where present, names the models a point trai
 
 import copy
 import csv
+import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stages.common.errors import shown
+from stages.common.inputs import TEXT_LIMIT, read_text
 from stages.common.params import ParamsError, parse_yaml, set_dotted, validate
 
 MODEL_COLUMN = "model"
+# A sweep's name (its file's) and a point's name (its values') become folders, Snakemake
+# wildcards and words of shell commands, so they hold only these characters: a value with
+# a space, a slash, a quote or a `$` is refused, not mangled into another name.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.,~+=\[\]-]*")
+NAME_CHARACTERS = "letters, digits and . _ , ~ + = - [ ]"
 
 
 @dataclass(frozen=True)
@@ -31,8 +40,8 @@ class Point:
 
 def read_rows(path: Path) -> list[dict[str, str]]:
     """The table's rows, {key: value as written}."""
-    with path.open(newline="") as table:
-        rows = list(csv.DictReader(table, delimiter="\t"))
+    text = read_text(path, TEXT_LIMIT, "a sweep table")
+    rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t"))
     if not rows:
         raise ParamsError(f"{path} has no points; write a header of param keys and one row per point")
     for number, row in enumerate(rows, start=2):  # line 1 is the header
@@ -54,18 +63,25 @@ def row_models(row: dict[str, str], all_models: list[str]) -> list[str]:
 
 def load_sweep(path: Path, params: dict[str, Any]) -> dict[str, Point]:
     """{point name: its params and models}, every point validated against the schema."""
+    if not NAME.fullmatch(path.stem):
+        raise ParamsError(f"{path}: a sweep's name may hold only {NAME_CHARACTERS}; rename the file")
     points = {}
     for number, row in enumerate(read_rows(path), start=2):
+        point = point_name(row)
+        if not NAME.fullmatch(point):
+            raise ParamsError(f"{path} line {number}: a value holds a character that cannot be part of the "
+                              f"point's name (only {NAME_CHARACTERS}); write the value without it")
         config = copy.deepcopy(params)
         for key, text in row.items():
             if key == MODEL_COLUMN:
                 continue
-            set_dotted(config, key, parse_yaml(text), f"{path}: column {key!r}", "params.yaml")
+            set_dotted(config, key, parse_yaml(text, f"{path} line {number}, column {shown(key)}"),
+                       f"{path}: column {shown(key)}", "params.yaml")
         given = {key: f"{path} line {number}" for key in row if key != MODEL_COLUMN}
         models = row_models(row, list(config["models"]))
         unknown = [name for name in models if name not in config["models"]]
         if unknown:
             raise ParamsError(f"{path} line {number}: no model {', '.join(map(repr, unknown))}; the model "
                               f"column takes names from params.yaml's models ({', '.join(config['models'])})")
-        points[point_name(row)] = Point(validate(config, source=str(path), overridden=given), models)
+        points[point] = Point(validate(config, source=str(path), overridden=given), models)
     return points
