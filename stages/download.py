@@ -10,6 +10,8 @@ on the mirrors without `.gz`; the folder appears only once all four are verified
 
 import gzip
 import hashlib
+import http.client
+import io
 import sys
 import urllib.error
 import urllib.request
@@ -22,6 +24,9 @@ from stages.common.files import atomic_dir
 from stages.common.idx import raw_name
 
 CHUNK = 1 << 16
+# The largest file, train-images, is 26 MB gzipped and 47 MB unpacked. A mirror that sends
+# more, or a small body that unpacks to more (a gzip bomb), is refused before it fills memory.
+MAX_BYTES = 128 << 20
 
 
 class MirrorFailure(Exception):
@@ -67,15 +72,19 @@ def fetch(url: str, timeout_s: float) -> bytes:
         raise MirrorFailure(f"HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         raise MirrorFailure(str(exc.reason)) from None
-    except (TimeoutError, OSError) as exc:
+    except (TimeoutError, OSError, ValueError, http.client.HTTPException) as exc:  # also a URL it cannot send
         raise MirrorFailure(f"{type(exc).__name__}: {exc}") from None
 
 
 def _read_with_progress(response, total: int, show: bool, label: str) -> bytes:
+    if total > MAX_BYTES:
+        raise MirrorFailure(f"it is {total} bytes, more than any Fashion-MNIST file has")
     chunks, received, next_report = [], 0, 0.25
     while chunk := response.read(CHUNK):
         chunks.append(chunk)
         received += len(chunk)
+        if received > MAX_BYTES:
+            raise MirrorFailure(f"it goes on past {MAX_BYTES} bytes, more than any Fashion-MNIST file has")
         if show and total > 10 * CHUNK and received / total >= next_report:
             print(f"{label}: {received * 100 // total}% of {total / 1e6:.1f} MB", file=sys.stderr)
             next_report += 0.25
@@ -85,10 +94,15 @@ def _read_with_progress(response, total: int, show: bool, label: str) -> bytes:
 
 
 def decompress(body: bytes) -> bytes:
+    """The gunzipped bytes of `body`, at most MAX_BYTES of them."""
     try:
-        return gzip.decompress(body)
+        with gzip.GzipFile(fileobj=io.BytesIO(body)) as unpacked:
+            data = unpacked.read(MAX_BYTES + 1)
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise MirrorFailure(f"not a valid gzip file: {exc}") from None
+    if len(data) > MAX_BYTES:
+        raise MirrorFailure(f"it unpacks to more than {MAX_BYTES} bytes, more than any Fashion-MNIST file has")
+    return data
 
 
 def verify(data: bytes, sha256: str) -> None:

@@ -14,7 +14,7 @@ class Reply:
     body: bytes = b""
     delay_s: float = 0.0
     content_type: str = "application/gzip"
-    declared_length: int | None = None  # a larger Content-Length than the body simulates a cut-off transfer
+    declared_length: int | None = None  # larger than the body: a cut-off transfer; 0: no Content-Length
 
 
 class MirrorServer:
@@ -33,7 +33,8 @@ class MirrorServer:
                 try:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", reply.content_type)
-                    self.send_header("Content-Length", str(reply.declared_length or len(reply.body)))
+                    if reply.declared_length != 0:
+                        self.send_header("Content-Length", str(reply.declared_length or len(reply.body)))
                     self.end_headers()
                     self.wfile.write(reply.body)
                 except (BrokenPipeError, ConnectionResetError):

@@ -134,3 +134,32 @@ def test_tiny_mirror_helper_matches_spec(tmp_path):
     # The e2e tests rely on write_mirror; check it produces what download verifies.
     run([write_mirror(tmp_path / "m", RAW).as_uri() + "/"], tmp_path / "raw")
     assert_downloaded(tmp_path / "raw")
+
+
+@pytest.mark.parametrize("reply", [
+    pytest.param(lambda data: Reply(body=gzip.compress(b"\0" * (download.MAX_BYTES + 1))), id="gzip-bomb"),
+    pytest.param(lambda data: Reply(body=gzip.compress(data), declared_length=download.MAX_BYTES + 1),
+                 id="declared-too-large"),
+])
+def test_oversize_file_moves_on_to_the_next_mirror(mirror_server, tmp_path, capsys, reply):
+    # A bounded read: neither a body nor what it unpacks to may exceed MAX_BYTES.
+    for role, data in RAW.items():
+        mirror_server.routes[f"/big/{GZ_NAMES[role]}"] = reply(data)
+    run([f"{mirror_server.url}/big/", serve_all(mirror_server, "/good")], tmp_path / "raw")
+    assert_downloaded(tmp_path / "raw")
+    assert "more than any Fashion-MNIST file has" in capsys.readouterr().err
+
+
+def test_endless_body_is_cut_at_the_limit(mirror_server, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(download, "MAX_BYTES", 1000)
+    serve_all(mirror_server, "/long", transform=lambda data: gzip.compress(data) + b"\0" * 2000, declared_length=0)
+    with pytest.raises(PipelineError):
+        run([f"{mirror_server.url}/long/"], tmp_path / "raw")
+    assert "it goes on past 1000 bytes" in capsys.readouterr().err
+    assert not (tmp_path / "raw").exists()
+
+
+def test_url_that_cannot_be_sent_is_a_failed_mirror(mirror_server, tmp_path, capsys):
+    run([f"{mirror_server.url}/a b/", serve_all(mirror_server, "/good")], tmp_path / "raw")
+    assert_downloaded(tmp_path / "raw")
+    assert "InvalidURL" in capsys.readouterr().err
