@@ -5,12 +5,16 @@ remotes; every test then works in fresh clones of it, so no test needs another's
 """
 
 import csv
+import hashlib
 import io
+import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.e2e.conftest import ENV, dvc_ran_and_skipped, make_project
 from tests.e2e.sshd import SSHServer, client_home, free_port
@@ -62,6 +66,8 @@ def origin(tmp_path_factory, tiny_mirror, sshd, sh):
     sh(a, "dvc", "remote", "add", "-d", "local", str(base / "local-storage"))
     sh(a, "dvc", "remote", "add", "ssh", sshd.url(base / "ssh-storage"))
     sh(a, "dvc", "remote", "modify", "--local", "ssh", "keyfile", str(sshd.client_key))  # a credential: not committed
+    for remote in REMOTES:  # as the README sets up a remote: what is pulled is checked against its hash
+        sh(a, "dvc", "remote", "modify", remote, "verify", "true")
     sh(a, "dvc", "repro")
     sh(a, "git", "add", "-A")
     sh(a, "git", "commit", "-qm", "results, and where they are stored")
@@ -198,3 +204,67 @@ def test_registry_gets_a_registered_model(origin, sh, tmp_path):
     a, bare, _ = origin
     sh(tmp_path, "dvc", "artifacts", "get", str(bare), "conv2", "--rev", "v1.0.0", "-o", "conv2.keras")
     assert (tmp_path / "conv2.keras").read_bytes() == (a / "models" / "conv2.keras").read_bytes()
+
+
+def object_path(storage: Path, md5: str) -> Path:
+    """Where a DVC 3 remote keeps the object with this hash."""
+    return storage / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def locked_md5(project: Path, path: str) -> str:
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    return next(out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", []) if out["path"] == path)
+
+
+@pytest.mark.parametrize("remote", REMOTES)
+def test_pull_refuses_a_damaged_object_and_checks_out_nothing_damaged(origin, sh, sshd, tmp_path, remote):
+    a, bare, _ = origin
+    storage = tmp_path / "storage"  # a damaged copy of the remote; the shared one stays intact
+    shutil.copytree(a.parent / f"{remote}-storage", storage)
+    damaged = object_path(storage, locked_md5(a, "models/conv1.keras"))
+    content = bytearray(damaged.read_bytes())
+    content[len(content) // 2] ^= 0xFF  # one flipped byte, size unchanged
+    damaged.write_bytes(bytes(content))
+    b = clone(sh, bare, tmp_path / "b", remote, sshd)
+    sh(b, "dvc", "remote", "modify", "--local", remote, "url", sshd.url(storage) if remote == "ssh" else str(storage))
+    result = sh(b, "dvc", "pull", check=False)
+    assert result.returncode != 0
+    assert "Checkout failed for following targets:\nmodels/conv1.keras" in result.stderr, result.stderr
+    assert not (b / "models" / "conv1.keras").exists()
+    for path in b.glob("models/*.keras"):  # what was checked out is what was pushed
+        assert path.read_bytes() == (a / path.relative_to(b)).read_bytes()
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Path:
+    """A 1 MiB tmpfs: a remote on it fills up part-way through a push."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small disk needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.parametrize("remote", REMOTES)
+def test_a_push_that_fills_the_disk_leaves_nothing_a_pull_could_take_for_data(
+        origin, sh, sshd, tmp_path, small_disk, remote):
+    a, bare, _ = origin
+    storage = small_disk / "storage"
+    b = clone(sh, bare, tmp_path / "b", remote, sshd)
+    sh(b, "dvc", "pull")
+    sh(b, "dvc", "remote", "modify", "--local", remote, "url", sshd.url(storage) if remote == "ssh" else str(storage))
+    full = sh(b, "dvc", "push", check=False)
+    assert full.returncode != 0 and "files failed to upload" in full.stderr, full.stderr  # SFTP says only "Failure"
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    sh(b, "dvc", "push")  # the retry
+    objects = [path for path in storage.glob("files/md5/*/*") if not path.name.startswith(".")]
+    assert len(objects) > 10
+    for path in objects:  # every object is whole: its content has the hash it is named by
+        assert hashlib.md5(path.read_bytes()).hexdigest() == path.parent.name + path.name.removesuffix(".dir")
+    c = clone(sh, bare, tmp_path / "c", remote, sshd)
+    sh(c, "dvc", "remote", "modify", "--local", remote, "url", sshd.url(storage) if remote == "ssh" else str(storage))
+    sh(c, "dvc", "pull")
+    for model in MODELS:
+        assert (c / "models" / f"{model}.keras").read_bytes() == (a / "models" / f"{model}.keras").read_bytes()
