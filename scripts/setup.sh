@@ -16,14 +16,34 @@ case "${1:-}" in
   *) echo "usage: bash scripts/setup.sh [--gpu|--dev]" >&2; exit 2 ;;
 esac
 
+sudo=""
+[[ $(id -u) -ne 0 ]] && sudo="sudo"
+
+# apt_install WHAT-FOR PACKAGE...: install the Debian packages that are missing; where apt or
+# root is not to be had, warn and go on (the tests that need them then skip, saying why).
+apt_install() {
+  local what=$1 missing=()
+  shift
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  if ! command -v apt-get >/dev/null \
+      || ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"; }; then
+    echo "warning: could not install ${missing[*]}; $what" >&2
+  fi
+}
+
 # The dataset as a file:// mirror (data.mirrors in params.yaml), so the pipeline also
 # runs where the official mirrors cannot be reached.
-if [[ ! -d /usr/share/datasets/fashion-mnist ]] && command -v apt-get >/dev/null; then
-  sudo=""
-  [[ $(id -u) -ne 0 ]] && sudo="sudo"
-  if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dataset-fashion-mnist; }; then
-    echo "warning: could not install dataset-fashion-mnist; the download stage will try the other mirrors" >&2
-  fi
+apt_install "the download stage will try the other mirrors" dataset-fashion-mnist
+
+# The servers the end-to-end tests start on 127.0.0.1: OpenSSH for the SSH remote, and a
+# SLURM cluster with accounting (scripts/slurm-test-cluster.sh).
+if [[ $requirements == requirements/dev.txt ]]; then
+  apt_install "the SSH remote tests will skip" openssh-server
+  $sudo bash scripts/slurm-test-cluster.sh install --accounting \
+    || echo "warning: could not install SLURM; the SLURM tests will skip" >&2
 fi
 
 python3 -m venv .venv

@@ -11,6 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 SSHD = Path("/usr/sbin/sshd")
 
 
@@ -29,7 +31,7 @@ def free_port() -> int:
 class SSHServer:
     def __init__(self, folder: Path) -> None:
         if not SSHD.exists():
-            raise RuntimeError(f"{SSHD} is missing; install Debian's openssh-server (apt-get install openssh-server)")
+            pytest.skip(f"{SSHD} is missing: scripts/setup.sh --dev installs Debian's openssh-server where it can")
         folder.mkdir(parents=True, exist_ok=True)
         self.user = getpass.getuser()
         self.host_key = keygen(folder / "host_key")
