@@ -1,17 +1,137 @@
 """The regression gate: fail when a model's test accuracy is below its floor.
 
     python scripts/check_accuracy_floor.py [--floors .ci/accuracy_floor.yaml] [--metrics metrics/test]
+                                           [--params params.yaml]
 
-Reads each model's `<metrics>/<model>.json` (written by the evaluate stage) for every model in
-the floors file. Prints one line per model; exits 1 if any is below its floor or has no metrics.
+Every model of params.yaml must have a floor in the floors file, and every floor must be
+for such a model. Reads each model's `<metrics>/<model>.json` (written by the evaluate
+stage). A floor and a test accuracy must each be a finite number in [0, 1]: not NaN, not
+a string, not a boolean. Prints one `ok:` line per passing model; exits 1 with one
+`error:` line per problem (a model below its floor or without valid metrics; a missing,
+unreadable, oversized or malformed floors, metrics or params file).
 """
 
 import argparse
 import json
+import math
+import os
+import stat
 import sys
 from pathlib import Path
+from typing import Any
 
-import yaml
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # stages.common, when run as a script
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+
+from stages.common.errors import PipelineError
+from stages.common.params import load_params, parse_yaml
+
+MAX_BYTES = 1 << 20  # a floors or metrics file is a few lines; anything larger is not one
+MAX_DEPTH = 16  # a floors file is one flat mapping
+
+
+class GateError(Exception):
+    """One problem, as `<what>; <what to do>`."""
+
+
+def read_small_file(path: Path, what: str, fix: str) -> str:
+    """The text of `path`; GateError unless it is a regular UTF-8 file of at most MAX_BYTES.
+
+    Checked before reading, so a FIFO or a device never blocks the gate and a huge file is
+    never read.
+    """
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise GateError(f"{what} {path} is not a regular file; {fix}")
+        if info.st_size > MAX_BYTES:
+            raise GateError(f"{what} {path} is {info.st_size} bytes, over the {MAX_BYTES}-byte limit; {fix}")
+        # O_NONBLOCK and a second look: a file swapped for a FIFO since the stat does not hang the open.
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise GateError(f"{what} {path} is not a regular file; {fix}")
+            data = file.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise GateError(f"cannot read {what} {path} ({exc.strerror}); {fix}") from None
+    if len(data) > MAX_BYTES:
+        raise GateError(f"{what} {path} is over the {MAX_BYTES}-byte limit; {fix}")
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise GateError(f"{what} {path} is not UTF-8 text; {fix}") from None
+
+
+def is_fraction(value: Any) -> bool:
+    """A finite number in [0, 1]: not a bool, a string, NaN or an infinity.
+
+    The range test comes before math.isfinite, which raises for an int too large for a float.
+    """
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1 and math.isfinite(value)
+
+
+def load_models(path: Path) -> list[str]:
+    """The models of the params file, validated as every stage validates it."""
+    read_small_file(path, "params file", f"restore it (git checkout {path}) or pass --params")
+    try:
+        return list(load_params(path)["models"])
+    except PipelineError as exc:
+        raise GateError(str(exc)) from None
+
+
+def refuse_aliases_and_depth(text: str, path: Path, fix: str) -> None:
+    """GateError if the YAML `text` has an anchor or alias, or nests past MAX_DEPTH.
+
+    Read as a stream of parse events, building nothing: an alias can make a small file
+    expand into a huge structure, and the (pure-Python) parser slows down with the square
+    of the nesting depth, so a few kilobytes of `[[[[` would stall the gate for minutes.
+    """
+    depth = 0
+    for event in YAML(typ="safe", pure=True).parse(text):
+        if getattr(event, "anchor", None) is not None:
+            raise GateError(f"floors file {path} uses a YAML anchor or alias (&name, *name); write each floor out")
+        depth += isinstance(event, CollectionStartEvent) - isinstance(event, CollectionEndEvent)
+        if depth > MAX_DEPTH:
+            raise GateError(f"floors file {path} nests deeper than {MAX_DEPTH} levels; {fix}")
+
+
+def load_floors(path: Path, models: list[str], params: Path) -> tuple[dict[str, float], list[str]]:
+    """The floor of each model, and one error line per problem with the floors file."""
+    fix = f"restore it (git checkout {path}) or pass --floors"
+    text = read_small_file(path, "floors file", fix)
+    try:
+        refuse_aliases_and_depth(text, path, fix)
+        floors = parse_yaml(text)
+    except (YAMLError, RecursionError, ValueError, TypeError) as exc:
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())[:120] or type(exc).__name__
+        raise GateError(f"floors file {path} is not valid YAML ({problem}); {fix}") from None
+    if not isinstance(floors, dict) or not floors:
+        raise GateError(f"floors file {path} holds no floors (it is empty or not a mapping of model: floor); {fix}")
+    errors = [f"error: {path}: no floor for {model}, a model of {params}; add one, like `{model}: 0.86`"
+              for model in models if model not in floors]
+    errors += [f"error: {path}: a floor for {name!r}, which is not a model of {params}; "
+               f"remove it, or add the model to {params}" for name in floors if name not in models]
+    errors += [f"error: {path}: the floor for {model} is {floor!r}, not a number in [0, 1]; write it like 0.86"
+               for model, floor in floors.items() if model in models and not is_fraction(floor)]
+    return floors, errors
+
+
+def read_accuracy(path: Path) -> float:
+    """The `accuracy` of an evaluate stage's metrics file; GateError unless a number in [0, 1]."""
+    fix = "run evaluate first"
+    text = read_small_file(path, "metrics file", fix)
+    try:
+        metrics = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise GateError(f"metrics file {path} is not valid JSON ({type(exc).__name__}); {fix}") from None
+    if not isinstance(metrics, dict) or "accuracy" not in metrics:
+        raise GateError(f"metrics file {path} has no \"accuracy\"; {fix}")
+    accuracy = metrics["accuracy"]
+    if not is_fraction(accuracy):
+        raise GateError(f"test accuracy in {path} is {accuracy!r}, not a number in [0, 1]; rerun evaluate")
+    return accuracy
 
 
 def check(floors: dict[str, float], metrics_dir: Path) -> list[str]:
@@ -20,9 +140,9 @@ def check(floors: dict[str, float], metrics_dir: Path) -> list[str]:
     for model, floor in floors.items():
         path = metrics_dir / f"{model}.json"
         try:
-            accuracy = json.loads(path.read_text())["accuracy"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            failures.append(f"error: {model}: no test accuracy in {path} ({type(exc).__name__}); run evaluate first")
+            accuracy = read_accuracy(path)
+        except GateError as exc:
+            failures.append(f"error: {model}: {exc}")
             continue
         if accuracy < floor:
             failures.append(f"error: {model}: test accuracy {accuracy:.4f} is below its floor {floor} ({path})")
@@ -31,12 +151,26 @@ def check(floors: dict[str, float], metrics_dir: Path) -> list[str]:
     return failures
 
 
+def gate(floors_path: Path, metrics_dir: Path, params_path: Path) -> list[str]:
+    try:
+        models = load_models(params_path)
+        floors, errors = load_floors(floors_path, models, params_path)
+    except GateError as exc:
+        return [f"error: {exc}"]
+    if errors:
+        return errors
+    if not metrics_dir.is_dir():
+        return [f"error: metrics folder {metrics_dir} is not a folder; run evaluate first, or pass --metrics"]
+    return check({model: floors[model] for model in models}, metrics_dir)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--floors", type=Path, default=Path(".ci/accuracy_floor.yaml"))
     parser.add_argument("--metrics", type=Path, default=Path("metrics/test"))
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
-    failures = check(yaml.safe_load(args.floors.read_text()), args.metrics)
+    failures = gate(args.floors, args.metrics, args.params)
     for line in failures:
         print(line, file=sys.stderr)
     return 1 if failures else 0
