@@ -217,8 +217,8 @@ def test_full_disk_names_the_path(tmp_path):
 # Interrupted -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("signum, status, line", [
-    (signal.SIGINT, 130, "error: interrupted (Ctrl-C); nothing was written, earlier outputs are as they were"),
-    (signal.SIGTERM, 143, "error: terminated (SIGTERM); nothing was written, earlier outputs are as they were"),
+    (signal.SIGINT, 130, f"error: interrupted (Ctrl-C); {cli.NOTHING_WRITTEN}"),
+    (signal.SIGTERM, 143, f"error: terminated (SIGTERM); {cli.NOTHING_WRITTEN}"),
 ])
 def test_interrupted_training_leaves_the_previous_outputs_whole(tiny_processed, tmp_path, signum, status, line):
     out = tmp_path / "out"

@@ -18,6 +18,10 @@ from stages.common.errors import PipelineError
 from stages.common.params import load_params
 
 
+# The stage wrote nothing; but dvc repro and dvc exp run delete a stage's outputs before running it.
+NOTHING_WRITTEN = "nothing was written (under DVC, `dvc checkout` restores the outputs it removed)"
+
+
 class Terminated(Exception):
     """SIGTERM, raised where the stage is, so that its atomic writes clean up."""
 
@@ -50,14 +54,14 @@ def run(cli: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         if os.environ.get("PIPELINE_DEBUG"):
             raise
-        print("error: interrupted (Ctrl-C); nothing was written, earlier outputs are as they were", file=sys.stderr)
+        print(f"error: interrupted (Ctrl-C); {NOTHING_WRITTEN}", file=sys.stderr)
         sys.exit(130)
 
 
 def describe(exc: Exception) -> str:
     """The one line for an exception a stage can meet."""
     if isinstance(exc, Terminated):
-        return "terminated (SIGTERM); nothing was written, earlier outputs are as they were"
+        return f"terminated (SIGTERM); {NOTHING_WRITTEN}"
     if isinstance(exc, OSError) and not isinstance(exc, PipelineError):
         where = exc.filename or "an output"
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
