@@ -16,6 +16,7 @@ from stages.common import cli
 from stages.common.errors import PipelineError, written_by
 from stages.common.files import atomic_dir
 from stages.common.idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx, raw_name
+from stages.common.inputs import DATA_LIMIT, read_bytes
 
 NUM_CLASSES = 10
 
@@ -40,7 +41,8 @@ def read_pair(raw_dir: Path, images_name: str, labels_name: str) -> tuple[np.nda
     """Parse one images/labels pair, checking that counts agree and labels are classes 0-9."""
     images_path, labels_path = raw_dir / raw_name(images_name), raw_dir / raw_name(labels_name)
     with written_by("download stage (dvc repro download)"):
-        images_bytes, labels_bytes = images_path.read_bytes(), labels_path.read_bytes()
+        images_bytes = read_bytes(images_path, DATA_LIMIT, "an IDX file")
+        labels_bytes = read_bytes(labels_path, DATA_LIMIT, "an IDX file")
     images = parse_idx(images_bytes, IMAGES_MAGIC, str(images_path))
     labels = parse_idx(labels_bytes, LABELS_MAGIC, str(labels_path))
     if images.ndim != 3 or labels.ndim != 1:

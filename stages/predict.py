@@ -20,10 +20,15 @@ How a picture is turned into the form the models were trained on (Fashion-MNIST'
 A .npy batch is taken to be in that form already and is neither resized nor inverted: shape
 (N, 28, 28), (N, 28, 28, 1) or a single (28, 28); uint8 values are divided by 255, float
 values must lie in [0, 1].
+
+Every input is checked before it is read (stages/common/inputs.py): only regular files, a
+model of at most 1 GiB, a picture of at most 50 MiB, 50 megapixels and 20,000 pixels a side,
+a batch of at most 1 GiB whose header matches its size.
 """
 
 import argparse
 import csv
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,9 +39,15 @@ from stages.common import cli
 from stages.common.classes import CLASS_NAMES
 from stages.common.errors import PipelineError
 from stages.common.files import atomic_path
+from stages.common.inputs import BATCH_LIMIT, IMAGE_LIMIT, MODEL_LIMIT, check_file, load_npy
 
 SIZE = 28
 BATCH_SHAPES = "(N, 28, 28), (N, 28, 28, 1) or (28, 28)"
+# Checked before a picture is decoded, which takes memory by its pixels, not its file size:
+# 50 megapixels is more than a phone camera's, and a strip 20,000 pixels long is no garment.
+MAX_PIXELS = 50_000_000
+MAX_SIDE = 20_000
+PIXEL_LIMIT = f"{MAX_PIXELS // 1_000_000} megapixels and {MAX_SIDE:,} pixels a side"
 
 
 @dataclass(frozen=True)
@@ -47,8 +58,11 @@ class Prediction:
 
 
 def main(model_file: Path, inputs: list[Path], invert: str = "auto", csv_out: Path | None = None) -> list[Prediction]:
-    if not model_file.exists():  # before reading any image: the cheapest mistake to report
-        raise PipelineError(f"{model_file} is missing; run `dvc pull` (or `dvc repro`) to get the trained models")
+    try:  # before reading any image: the cheapest mistake to report
+        check_file(model_file, MODEL_LIMIT, "a Keras model")
+    except FileNotFoundError:
+        raise PipelineError(f"{model_file} is missing; "
+                            "run `dvc pull` (or `dvc repro`) to get the trained models") from None
     names, images = [], []
     for path in inputs:
         if path.suffix.lower() == ".npy":
@@ -73,10 +87,21 @@ def main(model_file: Path, inputs: list[Path], invert: str = "auto", csv_out: Pa
 def load_image(path: Path, invert: str = "auto") -> np.ndarray:
     """A PNG or JPEG of any size and mode as one (28, 28) float32 image in [0, 1] (see the module doc)."""
     try:
-        with Image.open(path) as opened:
-            gray = grayscale(ImageOps.exif_transpose(opened))
+        check_file(path, IMAGE_LIMIT, "an image")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:  # reads the header only
+                width, height = opened.size
+                if width * height > MAX_PIXELS or max(width, height) > MAX_SIDE:
+                    raise PipelineError(f"{path} is {width:,}x{height:,} pixels, over the limit of {PIXEL_LIMIT}; "
+                                        "scale it down or crop it first")
+                gray = grayscale(ImageOps.exif_transpose(opened))
     except FileNotFoundError:
         raise PipelineError(f"{path} is missing") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own guard stops Image.open for an image even larger: its message gives the size.
+        raise PipelineError(f"{path} is over the limit of {PIXEL_LIMIT} ({str(exc).split(',')[0]}); "
+                            "scale it down or crop it first") from None
     except (UnidentifiedImageError, OSError) as exc:  # not an image, or a truncated one
         raise PipelineError(f"{path} is not a readable PNG or JPEG image ({exc}); "
                             f"pass images, or .npy batches of shape {BATCH_SHAPES}") from None
@@ -119,11 +144,12 @@ def fit(image: Image.Image, background: int = 0) -> np.ndarray:
 def load_batch(path: Path) -> np.ndarray:
     """A .npy array of images already in the training data's form, as (N, 28, 28) float32."""
     try:
-        array = np.load(path, allow_pickle=False)
+        array = load_npy(path, BATCH_LIMIT, "a .npy batch")
     except FileNotFoundError:
         raise PipelineError(f"{path} is missing") from None
     except (ValueError, OSError) as exc:
-        raise PipelineError(f"{path} is not a .npy array ({exc})") from None
+        raise PipelineError(f"{path} is not a .npy array ({exc}); "
+                            f"pass .npy batches of shape {BATCH_SHAPES}") from None
     if array.ndim == 2:
         array = array[np.newaxis]
     if array.ndim == 4 and array.shape[-1] == 1:

@@ -10,6 +10,7 @@ the validation curves.
 """
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from stages.common import cli
 from stages.common.errors import written_by
 from stages.common.figures import plt, save_figure
 from stages.common.files import atomic_path
+from stages.common.inputs import TEXT_LIMIT, read_text
 
 # No training time: it differs on every run, and the table should change only when results do.
 HEADER = ("model", "parameters", "test accuracy", "test loss", "epochs")
@@ -68,12 +70,13 @@ def plot_curves(curves: dict[str, dict[str, list[float]]]) -> plt.Figure:
 
 def _read_json(path: Path, *keys: str) -> list[Any]:
     with written_by("train and evaluate stages", path):
-        content = json.loads(path.read_text())
+        content = json.loads(read_text(path, TEXT_LIMIT, "a metrics file"))
         return [content[key] for key in keys]
 
 
 def _read_tsv_column(path: Path, column: str) -> list[float]:
-    with written_by("train stage", path), path.open(newline="") as tsv:
+    with written_by("train stage", path):
+        tsv = io.StringIO(read_text(path, TEXT_LIMIT, "a metrics file"), newline="")
         return [float(row[column]) for row in csv.DictReader(tsv, delimiter="\t")]
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from stages.common import cli
 from stages.common.errors import PipelineError, written_by
 from stages.common.files import atomic_dir
+from stages.common.inputs import DATA_LIMIT, load_npy
 from stages.common.splits import save_split
 
 
@@ -56,7 +57,7 @@ def check_every_class(name: str, labels: np.ndarray, part: np.ndarray, test_size
 
 def _load(path: Path) -> np.ndarray:
     with written_by("normalize stage", path):
-        return np.load(path, allow_pickle=False)
+        return load_npy(path, DATA_LIMIT, "a data file")
 
 
 def _cli() -> None:

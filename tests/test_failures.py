@@ -18,6 +18,8 @@ import pytest
 from stages import evaluate, train
 from stages.common import cli, training
 from stages.common.errors import PipelineError
+from tests.bounded import one_error_line as bounded_error_line
+from tests.bounded import run_stage
 
 TINY = ["--set", "epochs=2", "--set", "batch_size=32", "--set", "train.warmup_epochs=0"]
 
@@ -161,6 +163,30 @@ def test_garbage_model_file_is_named_as_such(tiny_processed, tmp_path):
     assert one_error_line(result) == (f"error: {tmp_path / 'conv1.keras'} is not a Keras model (not a .keras zip "
                                       "archive); run the train stage for this model again")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["conv1.keras"]
+
+
+def test_a_split_file_whose_array_header_claims_too_much_is_refused_before_allocating(tiny_processed, tmp_path):
+    data = tmp_path / "processed"
+    shutil.copytree(tiny_processed, data)
+    with zipfile.ZipFile(data / "train.npz", "w") as archive:
+        for name, shape in (("images.npy", (10**9, 28, 28)), ("labels.npy", (10**9,))):
+            with archive.open(name, "w") as member:
+                np.lib.format.write_array_header_1_0(member, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    result = stage("train", *train_args(data, tmp_path / "out"))
+    assert one_error_line(result) == (
+        f"error: {data / 'train.npz'} is corrupt or not what the split stage writes (its header says shape "
+        "(1000000000, 28, 28) of float32, 3,136,000,000,000 bytes, but 0 bytes follow it); delete it and run the "
+        "split stage again")
+
+
+def test_a_device_as_the_model_file_is_refused_unread(tiny_processed, tmp_path):
+    run = run_stage("stages.evaluate", "--model-file", "/dev/zero", "--data", str(tiny_processed),
+                    "--metrics", str(tmp_path / "m.json"), "--details", str(tmp_path / "d.json"),
+                    "--predictions", str(tmp_path / "p.csv"), "--figures", str(tmp_path / "figures"))
+    assert bounded_error_line(run) == ("error: /dev/zero is a character device, not a file; give the path of a "
+                                       "Keras model")
+    assert run.peak_mb < 1000, run  # TensorFlow's import alone is some 650 MB
+    assert not list(tmp_path.iterdir())
 
 
 # The machine says no -----------------------------------------------------------------

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from stages.common.models import build_model
+from stages.common.errors import PipelineError
+from stages.common.models import INPUT_SHAPE, build_model, keras, load_trained_model
 from stages.common.params import load_params
 
 SETTINGS = load_params(Path("params.yaml"))["models"]
@@ -36,3 +37,15 @@ def test_dropout_rates_come_from_settings():
     model = build_model("x", {"conv_filters": [32, 64, 128], "dense_units": 128,
                               "conv_dropout": 0.11, "dense_dropout": 0.22})
     assert [layer.rate for layer in model.layers if hasattr(layer, "rate")] == [0.11, 0.11, 0.11, 0.22]
+
+
+def test_a_model_that_carries_code_is_refused_for_safety_with_how_to_load_it_if_trusted(tmp_path):
+    # Keras's safe mode refuses to load a Lambda layer's Python function: loading would run it.
+    model = keras.Sequential([keras.Input(shape=INPUT_SHAPE), keras.layers.Lambda(lambda images: images * 2),
+                              keras.layers.Flatten(), keras.layers.Dense(10)])
+    model.save(tmp_path / "lambda.keras")
+    with pytest.raises(PipelineError, match=(
+            r"lambda.keras contains code \(a Lambda layer or another arbitrary Python object\) that loading it "
+            r"would run, so it is refused for safety; run the train stage again, or, only if you trust its source, "
+            r"load it in your own code with keras.models.load_model\(path, safe_mode=False\)$")):
+        load_trained_model(tmp_path / "lambda.keras", "run the train stage again")

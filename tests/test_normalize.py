@@ -1,9 +1,12 @@
+import os
+
 import numpy as np
 import pytest
 
 from stages import normalize
 from stages.common.errors import PipelineError
 from stages.common.idx import raw_name, to_idx
+from tests.bounded import time_limit
 from tests.tiny_data import GZ_NAMES, files_spec, idx_bytes, tiny_arrays
 
 ARRAYS = tiny_arrays(n_train=30, n_test=20)
@@ -59,6 +62,22 @@ def test_missing_raw_file_says_what_to_run(tmp_path):
     raw = write_raw(tmp_path / "raw")
     (raw / "train-images-idx3-ubyte").unlink()
     with pytest.raises(PipelineError, match="missing; run the download stage"):
+        normalize.main(raw, FILES, tmp_path / "interim")
+
+
+@pytest.mark.parametrize("kind, refusal", [
+    ("fifo", r"is a named pipe \(FIFO\), not a file; give the path of an IDX file"),
+    ("oversized", r"is 1 GiB, over the 837 MiB limit for an IDX file; check that it is the right file"),
+])
+def test_a_raw_file_that_is_not_a_file_or_is_too_large_is_refused_unread(tmp_path, kind, refusal):
+    raw = write_raw(tmp_path / "raw")
+    (raw / "train-images-idx3-ubyte").unlink()
+    if kind == "fifo":
+        os.mkfifo(raw / "train-images-idx3-ubyte")
+    else:
+        with (raw / "train-images-idx3-ubyte").open("wb") as file:
+            file.truncate(1 << 30)  # sparse: costs nothing to make, and would cost 1 GiB to read
+    with time_limit(5), pytest.raises(PipelineError, match=f"train-images-idx3-ubyte {refusal}$"):
         normalize.main(raw, FILES, tmp_path / "interim")
 
 

@@ -1,3 +1,5 @@
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -6,6 +8,7 @@ import pytest
 import yaml
 
 from stages.common.params import ParamsError, as_set_args, load_params, parse_override, snakemake_params, validate
+from tests.bounded import one_error_line, run_stage
 
 TEXT = Path("params.yaml").read_text()
 DELETE = object()
@@ -180,3 +183,47 @@ def test_stage_cli_exits_1_with_one_line_and_writes_nothing(tmp_path):
     assert result.stderr.strip().count("\n") == 0
     assert result.stderr.startswith("error: invalid ") and "split.test_size" in result.stderr
     assert not (tmp_path / "processed").exists()
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """A YAML list of 10 ** levels strings in a few hundred bytes: each anchored list is ten aliases of the last."""
+    lists = ["&l0 [" + ", ".join(["lol"] * 10) + "]"]
+    lists += [f"&l{level} [" + ", ".join([f"*l{level - 1}"] * 10) + "]" for level in range(1, levels)]
+    return "[" + ", ".join(lists) + "]"
+
+
+@pytest.mark.parametrize("where, line", [("lr", 6), ("an unknown key", None)])
+def test_a_yaml_alias_bomb_is_refused_before_it_is_built(tmp_path, where, line):
+    text = TEXT.replace("\nlr: ", f"\nlr: {billion_laughs()}  # was ", 1) if where == "lr" else \
+        TEXT + f"bomb: {billion_laughs()}\n"
+    line = line or len(TEXT.splitlines()) + 1
+    run = run_stage("stages.split", "--params", str(write_params(tmp_path, text)),
+                    "--interim", str(tmp_path / "interim"), "--out", str(tmp_path / "processed"))
+    assert one_error_line(run) == (f"error: {tmp_path / 'params.yaml'} has a YAML anchor (&l0) at line {line}, "
+                                   "and settings take none; write each value out in full")
+    assert run.peak_mb < 300 and run.seconds < 30, run
+
+
+@pytest.mark.parametrize("override, kind", [("lr=[&a 0.1, *a]", "anchor (&a)"), ("lr=*a", "alias (*a)")])
+def test_anchors_and_aliases_are_refused_in_overrides_too(override, kind):
+    with pytest.raises(ParamsError, match=f"^override '{re.escape(override)}' has a YAML {re.escape(kind)} at line 1"):
+        load_params("params.yaml", [override])
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("optimizer", "x" * 100_000, "is not one of"),
+    ("lr", list(range(100_000)), "is not a number"),
+    ("models.conv1.conv_filters", [32] * 100_000, "is too long"),
+])
+def test_an_error_quotes_at_most_the_start_of_a_huge_value(key, value, message):
+    with pytest.raises(ParamsError) as refused:
+        validate(with_change(key, value))
+    assert message in str(refused.value) and len(str(refused.value)) < 300, str(refused.value)[:500]
+
+
+def test_a_fifo_as_the_params_file_is_refused_not_waited_on(tmp_path):
+    os.mkfifo(tmp_path / "params.yaml")
+    run = run_stage("stages.split", "--params", str(tmp_path / "params.yaml"),
+                    "--interim", str(tmp_path / "interim"), "--out", str(tmp_path / "processed"), timeout=30)
+    assert one_error_line(run) == (f"error: {tmp_path / 'params.yaml'} is a named pipe (FIFO), not a file; "
+                                   "give the path of a params file")

@@ -1,7 +1,10 @@
 import csv
+import os
 import re
+import struct
 import subprocess
 import sys
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,9 +15,13 @@ from PIL import Image
 
 from stages import evaluate, predict, train
 from stages.common.errors import PipelineError
+from tests.bounded import one_error_line, run_stage
 from tests.tiny_data import TINY_MODEL
 
 SHOWN = 20  # test-split images written to PNG
+# Peak memory of a refusal: importing TensorFlow alone takes about 650 MB, so under this
+# predict read nothing large and refused before it imported TensorFlow.
+REFUSAL_PEAK_MB = 300
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +167,58 @@ def test_missing_or_broken_model_is_one_clear_line(tiny_processed, tmp_path, mod
     assert result.returncode == 1
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: ")
     assert re.search(message, result.stderr), result.stderr
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A 1-bit grayscale PNG of any size that is all header: made in no time, and Pillow reads its size without
+    decoding it."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+LIMIT = "over the limit of 50 megapixels and 20,000 pixels a side"
+
+
+@pytest.mark.parametrize(("width", "height", "refusal"), [
+    (1, 30_000, f"is 1x30,000 pixels, {LIMIT}"),  # a long thin strip: few pixels, but no garment
+    (8_000, 8_000, f"is 8,000x8,000 pixels, {LIMIT}"),  # over our limit, under Pillow's
+    (10_000, 10_000, f"is {LIMIT} (Image size (100000000 pixels) exceeds limit of 89478485 pixels)"),  # Pillow warns
+    (40_000, 40_000, f"is {LIMIT} (Image size (1600000000 pixels) exceeds limit of 178956970 pixels)"),  # Pillow stops
+])
+def test_an_image_too_large_is_refused_by_its_header_before_decoding(tmp_path, width, height, refusal):
+    path = tmp_path / "large.png"
+    path.write_bytes(png_header(width, height))
+    with pytest.raises(PipelineError, match=f"large.png {re.escape(refusal)}; scale it down or crop it first$"):
+        predict.load_image(path)
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("/dev/zero", "error: /dev/zero is a character device, not a file; give the path of a Keras model"),
+    ("fifo.png", r"error: .*fifo.png is a named pipe \(FIFO\), not a file; give the path of an image$"),
+    ("bomb.png", r"error: .*bomb.png is over the limit of 50 megapixels and 20,000 pixels a side \(Image size "
+                 r"\(1600000000 pixels\)"),
+    ("rows.npy", r"error: .*rows.npy is not a .npy array \(its header says shape \(1000000000, 28, 28\) of float32, "
+                 r"3,136,000,000,000 bytes, but 128 bytes follow it\); pass .npy batches"),
+])
+def test_inputs_that_never_end_or_claim_too_much_are_refused_in_one_line_and_little_memory(tmp_path, name, message):
+    # The model file is /dev/zero, or empty and never loaded: the inputs are checked first.
+    model, picture = tmp_path / "m.keras", tmp_path / "x.png"
+    model.write_bytes(b"")
+    save(picture, Image.fromarray(garment()))
+    if name == "/dev/zero":
+        model = Path(name)
+    elif name == "fifo.png":
+        os.mkfifo(picture := tmp_path / name)
+    elif name == "bomb.png":
+        (picture := tmp_path / name).write_bytes(png_header(40_000, 40_000))
+    else:
+        with open(picture := tmp_path / name, "wb") as file:
+            np.lib.format.write_array_header_1_0(file, {"descr": "<f4", "fortran_order": False,
+                                                        "shape": (10**9, 28, 28)})
+            file.write(b"\0" * 128)
+    run = run_stage("stages.predict", "--model", str(model), str(picture))
+    assert re.match(message, one_error_line(run))
+    assert run.peak_mb < REFUSAL_PEAK_MB and run.seconds < 30, run

@@ -1,9 +1,11 @@
 import json
+import os
 
 import pytest
 
 from stages import report
 from stages.common.errors import PipelineError
+from tests.bounded import time_limit
 
 
 def fake_metrics(folder, model, accuracy, epochs=3):
@@ -37,3 +39,12 @@ def test_missing_metrics_say_what_to_run(tmp_path):
     with pytest.raises(PipelineError, match="run the train and evaluate stages"):
         report.main(["conv1"], tmp_path, tmp_path / "results.md", tmp_path / "curves.png")
     assert not (tmp_path / "results.md").exists()
+
+
+def test_a_metrics_file_that_is_not_a_file_is_refused_not_waited_on(tmp_path):
+    fake_metrics(tmp_path, "conv1", 0.9)
+    (tmp_path / "test" / "conv1.json").unlink()
+    os.mkfifo(tmp_path / "test" / "conv1.json")
+    with time_limit(5), pytest.raises(PipelineError, match=r"conv1.json is a named pipe \(FIFO\), not a file; "
+                                                          "give the path of a metrics file$"):
+        report.main(["conv1"], tmp_path, tmp_path / "results.md", tmp_path / "curves.png")

@@ -62,3 +62,15 @@ def test_missing_input_says_what_to_run(tmp_path):
     with pytest.raises(PipelineError, match="run the normalize stage first"):
         split.main(tmp_path / "nothing", tmp_path / "out", 0.2, 0.1, 0)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_array_header_that_claims_more_than_the_file_holds_is_refused_before_allocating(tmp_path):
+    from stages.common.errors import PipelineError
+
+    make_interim(tmp_path / "interim")
+    with open(tmp_path / "interim" / "images.npy", "wb") as file:
+        np.lib.format.write_array_header_1_0(file, {"descr": "<f4", "fortran_order": False, "shape": (10**9, 28, 28)})
+    with pytest.raises(PipelineError, match=r"images.npy is corrupt or not what the normalize stage writes \(its "
+                                            r"header says shape \(1000000000, 28, 28\) of float32, 3,136,000,000,000 "
+                                            r"bytes, but 0 bytes follow it\); delete it and run the normalize stage"):
+        split.main(tmp_path / "interim", tmp_path / "out", 0.2, 0.1, 0)

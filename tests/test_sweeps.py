@@ -1,13 +1,16 @@
 """Snakemake sweep tables (stages/common/sweeps.py) and their report (stages/sweep_report.py)."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from stages import sweep_report
+from stages.common.errors import PipelineError
 from stages.common.params import ParamsError, load_params
 from stages.common.sweeps import load_sweep
+from tests.bounded import time_limit
 
 PARAMS = load_params("params.yaml")
 
@@ -38,6 +41,13 @@ def test_an_unknown_model_is_refused_with_its_line(tmp_path):
     with pytest.raises(ParamsError, match=r"screen.tsv line 3: no model 'conv9'; the model column takes names "
                                           r"from params.yaml's models \(conv1, conv2, conv3\)"):
         load_sweep(table, PARAMS)
+
+
+def test_a_table_that_is_not_a_file_is_refused_not_waited_on(tmp_path):
+    os.mkfifo(tmp_path / "screen.tsv")
+    with time_limit(5), pytest.raises(PipelineError, match=r"screen.tsv is a named pipe \(FIFO\), not a file; "
+                                                          "give the path of a sweep table$"):
+        load_sweep(tmp_path / "screen.tsv", PARAMS)
 
 
 def write_point(points: Path, name: str, model: str, accuracy: float, validation: float = 0.5, **summary) -> None:

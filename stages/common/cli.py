@@ -17,7 +17,6 @@ from typing import Any
 from stages.common.errors import PipelineError
 from stages.common.params import load_params
 
-
 # The stage wrote nothing; but dvc repro and dvc exp run delete a stage's outputs before running it.
 NOTHING_WRITTEN = "nothing was written (under DVC, `dvc checkout` restores the outputs it removed)"
 

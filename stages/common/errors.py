@@ -1,6 +1,7 @@
 """The one exception a stage raises for bad input; its message is shown to the user as is."""
 
 import json
+import reprlib
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -8,6 +9,22 @@ from contextlib import contextmanager
 
 class PipelineError(Exception):
     """Bad input or environment: the message names the problem and what to do."""
+
+
+# Enough of a value to recognise it: a value can be as large as its file, and a message is one line.
+SHOWN_WIDTH = 80
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = SHOWN_WIDTH  # reprlib never builds the whole repr
+
+
+def shown(value: object) -> str:
+    """repr(value) for a message, cut to SHOWN_WIDTH characters."""
+    return clipped(_REPR.repr(value))
+
+
+def clipped(text: str, width: int = SHOWN_WIDTH) -> str:
+    """`text` cut to `width` characters."""
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 # What numpy, json, csv and zipfile raise for a file that is cut short, overwritten or foreign.

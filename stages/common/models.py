@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.common.errors import PipelineError
+from stages.common.inputs import MODEL_LIMIT, check_archive, check_file
 from stages.common.tensorflow import keras
 
 INPUT_SHAPE = (28, 28, 1)
@@ -40,13 +41,21 @@ def build_model(name: str, settings: dict[str, Any]) -> keras.Sequential:
 
 def load_trained_model(path: Path, fix: str) -> keras.Model:
     """A model saved by the train stage, for inference; `fix` tells the user what to do when `path` is not one."""
-    if not path.exists():
-        raise PipelineError(f"{path} is missing; {fix}")
+    try:
+        check_file(path, MODEL_LIMIT, "a Keras model")
+    except FileNotFoundError:
+        raise PipelineError(f"{path} is missing; {fix}") from None
     if not zipfile.is_zipfile(path):  # Keras would call it "not found"
         raise PipelineError(f"{path} is not a Keras model (not a .keras zip archive); {fix}")
+    check_archive(path, MODEL_LIMIT, "a Keras model")
     try:
         model = keras.models.load_model(path, compile=False)  # losses are computed by the stages, not Keras
     except Exception as exc:  # Keras raises many kinds for an archive that is not a model
+        if "safe_mode" in str(exc):  # Keras's safe mode refused to run code stored in the file
+            raise PipelineError(
+                f"{path} contains code (a Lambda layer or another arbitrary Python object) that loading it would "
+                f"run, so it is refused for safety; {fix}, or, only if you trust its source, load it in your own "
+                f"code with keras.models.load_model(path, safe_mode=False)") from None
         raise PipelineError(f"{path} is not a Keras model ({type(exc).__name__}); {fix}") from None
     if tuple(model.input_shape[1:]) != INPUT_SHAPE:
         raise PipelineError(f"{path} takes input of shape {model.input_shape[1:]}, not {INPUT_SHAPE}; {fix}")

@@ -19,8 +19,10 @@ import jsonschema
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.events import AliasEvent, NodeEvent
 
-from stages.common.errors import PipelineError
+from stages.common.errors import SHOWN_WIDTH, PipelineError, clipped, shown
+from stages.common.inputs import TEXT_LIMIT, read_text
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "params.schema.yaml"
 
@@ -29,8 +31,16 @@ class ParamsError(PipelineError):
     pass
 
 
-def parse_yaml(text: str) -> Any:
-    """`text` read as YAML 1.2 (as DVC reads it), duplicate keys refused."""
+def parse_yaml(text: str, source: str = "the YAML") -> Any:
+    """`text` read as YAML 1.2 (as DVC reads it), duplicate keys, anchors and aliases refused;
+    `source` names the text in the error."""
+    # Refused from the parser's events, before any object is built: an alias lets a few
+    # lines stand for billions of nodes ("billion laughs"), and settings have no use for one.
+    for event in YAML(typ="safe", pure=True).parse(text):
+        if isinstance(event, NodeEvent) and event.anchor is not None:
+            kind, sign = ("alias", "*") if isinstance(event, AliasEvent) else ("anchor", "&")
+            raise ParamsError(f"{source} has a YAML {kind} ({sign}{clipped(event.anchor)}) at line "
+                              f"{event.start_mark.line + 1}, and settings take none; write each value out in full")
     return YAML(typ="safe", pure=True).load(text)
 
 
@@ -38,11 +48,11 @@ def load_params(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, An
     """Read `path`, apply `key.sub=value` overrides (values are YAML), validate, return."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = read_text(path, TEXT_LIMIT, "a params file")
     except OSError as exc:
         raise ParamsError(f"cannot read params file {path}: {exc.strerror}") from None
     try:
-        config = parse_yaml(text)
+        config = parse_yaml(text, str(path))
     except DuplicateKeyError as exc:
         raise ParamsError(f"{path} sets {_yaml_problem(exc).removeprefix('found ')}; keep one of them") from None
     except YAMLError as exc:
@@ -53,8 +63,8 @@ def load_params(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, An
     given = {}
     for override in overrides:
         key, value = parse_override(override)
-        set_dotted(config, key, value, f"override key {key!r}", path)
-        given[key] = f"--set {override}"
+        set_dotted(config, key, value, f"override key {shown(key)}", path)
+        given[key] = f"--set {clipped(override)}"
     return validate(config, source=str(path), overridden=given)
 
 
@@ -67,7 +77,7 @@ def snakemake_params(path: str | Path, overrides: Mapping[str, Any]) -> dict[str
     config = load_params(path)
     given = {}
     for key, value in _flatten(dict(overrides)):
-        set_dotted(config, key, _reparse(value), f"override key {key!r}", path)
+        set_dotted(config, key, _reparse(value), f"override key {shown(key)}", path)
         given[key] = f"snakemake --config {key}"
     return validate(config, source="Snakemake config", overridden=given)
 
@@ -87,7 +97,7 @@ def validate(config: Any, source: str = "params.yaml",
         override = next((how for key, how in (overridden or {}).items() for path in culprits or [where]
                          if path == key or path.startswith(key + ".")), None)
         origin, fix = (override, "that override") if override else (source, "it in params.yaml")
-        raise ParamsError(f"invalid {origin}: {where}: {_describe(error)}; fix {fix}")
+        raise ParamsError(f"invalid {origin}: {clipped(where)}: {_describe(error)}; fix {fix}")
     return config
 
 
@@ -102,11 +112,11 @@ def parse_override(text: str) -> tuple[str, Any]:
     """Split `a.b=value` into ("a.b", value read as YAML 1.2)."""
     key, sep, raw = text.partition("=")
     if not sep or not key:
-        raise ParamsError(f"override {text!r} is not KEY=VALUE; write it like lr=0.01")
+        raise ParamsError(f"override {shown(text)} is not KEY=VALUE; write it like lr=0.01")
     try:
-        return key, parse_yaml(raw)
+        return key, parse_yaml(raw, f"override {shown(text)}")
     except YAMLError:
-        raise ParamsError(f"override {text!r} has a value that is not valid YAML") from None
+        raise ParamsError(f"override {shown(text)} has a value that is not valid YAML") from None
 
 
 def as_set_args(config: dict[str, Any], keys: Iterable[str]) -> list[str]:
@@ -133,18 +143,19 @@ def _validator() -> jsonschema.protocols.Validator:
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
-    value = error.instance
+    value = shown(error.instance)
     if error.validator == "type":
         wanted = error.validator_value
         if wanted == "integer":
-            return f"{value!r} is not an integer; write a whole number such as 10 (1e1 and 10.0 are floats)"
-        if wanted == "number" and isinstance(value, float):
+            return f"{value} is not an integer; write a whole number such as 10 (1e1 and 10.0 are floats)"
+        if wanted == "number" and isinstance(error.instance, float):
             return f"{value} is not a finite number"
         if wanted == "number":
-            return f"{value!r} is not a number; write it like 0.001 or 1e-3"
+            return f"{value} is not a number; write it like 0.001 or 1e-3"
         if wanted == "boolean":
-            return f"{value!r} is not a boolean; write true or false"
-    return error.message
+            return f"{value} is not a boolean; write true or false"
+    # jsonschema's own messages quote the whole value, and unexpected keys in full.
+    return clipped(error.message.replace(repr(error.instance), value), 3 * SHOWN_WIDTH)
 
 
 def _get_dotted(config: dict[str, Any], key: str) -> Any:
@@ -160,7 +171,7 @@ def set_dotted(config: dict[str, Any], key: str, value: Any, given: str, path: P
     node = config
     for part in parents:
         if not isinstance(node.get(part), dict):
-            raise ParamsError(f"{given}: {part!r} is not a section of {path}")
+            raise ParamsError(f"{given}: {shown(part)} is not a section of {path}")
         node = node[part]
     node[leaf] = value
 
@@ -177,7 +188,7 @@ def _flatten(overrides: dict[str, Any], prefix: str = "") -> Iterable[tuple[str,
 def _reparse(value: Any) -> Any:
     if isinstance(value, str):
         try:
-            return parse_yaml(value)
+            return parse_yaml(value, "a snakemake --config value")
         except YAMLError:
             return value
     if isinstance(value, list):

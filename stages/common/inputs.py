@@ -1,0 +1,114 @@
+"""Checks made before an input is read, so that every read is bounded.
+
+A path can name something that is not a file, and reading it never ends: /dev/zero gives
+bytes forever, a FIFO blocks its reader until someone writes. A regular file can be far
+larger than anything the project writes, and a small file can claim to hold a huge array.
+Every reader of an input calls `check_file` (or a reader here that does) first, with a
+limit far above what the project itself writes:
+
+| limit | for | what the project writes or needs |
+|---|---|---|
+| `TEXT_LIMIT` | params.yaml, sweep tables, metrics JSON, DVCLive TSVs | a few KB |
+| `MODEL_LIMIT` | a `.keras` model, and what its archive unpacks to | conv3: 17 MB |
+| `IMAGE_LIMIT` | a picture to classify | a photo: a few MB |
+| `BATCH_LIMIT` | a `.npy` batch to classify | 1 GiB is 340,000 images as float32 |
+| `DATA_LIMIT` | IDX files, data/interim `.npy`, data/processed `.npz` | all 70,000 images as float32: 220 MB |
+"""
+
+import math
+import os
+import stat
+import zipfile
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from stages.common.errors import PipelineError
+
+MiB = 1 << 20
+GiB = 1 << 30
+TEXT_LIMIT = MiB
+MODEL_LIMIT = GiB
+IMAGE_LIMIT = 50 * MiB
+BATCH_LIMIT = GiB
+DATA_LIMIT = 4 * 70_000 * 28 * 28 * 4  # four times the largest data file: room for more, not for nonsense
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"))
+
+
+class InputError(PipelineError):
+    pass
+
+
+def check_file(path: Path, limit: int, what: str) -> int:
+    """The size of `path`, a regular file of at most `limit` bytes (`what` names it, as in "a Keras
+    model"); anything else is refused. A missing file raises FileNotFoundError, for the caller to explain."""
+    # os.stat, not open: opening a FIFO blocks until a writer comes.
+    mode, size = (info := os.stat(path)).st_mode, info.st_size
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+        raise InputError(f"{path} is {kind}, not a file; give the path of {what}")
+    if size > limit:
+        raise InputError(f"{path} is {_size(size)}, over the {_size(limit)} limit for {what}; "
+                         "check that it is the right file")
+    return size
+
+
+def read_bytes(path: Path, limit: int, what: str) -> bytes:
+    check_file(path, limit, what)
+    with open(path, "rb") as file:
+        data = file.read(limit + 1)  # a file that grew since the check, or a /proc file that claims 0 bytes
+    if len(data) > limit:
+        raise InputError(f"{path} is over the {_size(limit)} limit for {what}; check that it is the right file")
+    return data
+
+
+def read_text(path: Path, limit: int, what: str) -> str:
+    """The file as text, universal newlines as Path.read_text gives it."""
+    return read_bytes(path, limit, what).decode().replace("\r\n", "\n").replace("\r", "\n")
+
+
+def load_npy(path: Path, limit: int, what: str) -> np.ndarray:
+    """A .npy file's array, its header checked against the file's size before anything is allocated."""
+    size = check_file(path, limit, what)
+    with open(path, "rb") as file:
+        check_npy_header(file, size)
+        file.seek(0)
+        return np.load(file, allow_pickle=False)
+
+
+def check_npy_header(stream: BinaryIO, size: int) -> None:
+    """Read the .npy header at the start of `stream` (`size` bytes in all); raise ValueError unless it
+    describes an array of numbers whose bytes are exactly the rest of the stream."""
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:  # 3.0 is only for structured dtypes with non-Latin-1 field names, which nothing here has
+        raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+    if dtype.hasobject:
+        raise ValueError("the array holds Python objects, not numbers")
+    claimed = math.prod(shape) * dtype.itemsize  # Python ints: a forged shape cannot overflow
+    if claimed != size - stream.tell():
+        raise ValueError(f"its header says shape {shape} of {dtype}, {claimed:,} bytes, but "
+                         f"{size - stream.tell():,} bytes follow it")
+
+
+def check_archive(path: Path, limit: int, what: str) -> None:
+    """Refuse a zip archive whose members unpack to more than `limit` bytes (a zip bomb); zipfile
+    stops reading a member at its declared size, so the declared sizes bound what is read."""
+    with zipfile.ZipFile(path) as archive:
+        unpacked = sum(member.file_size for member in archive.infolist())
+    if unpacked > limit:
+        raise InputError(f"{path} unpacks to {_size(unpacked)}, over the {_size(limit)} limit for {what}; "
+                         "check that it is the right file")
+
+
+def _size(size: int) -> str:
+    for unit, scale in (("GiB", GiB), ("MiB", MiB), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} bytes"
