@@ -178,6 +178,7 @@ rule report:
     output:
         table=report("metrics/results.md", category="Results"),
         figure=report("metrics/figures/validation_curves.png", category="Results"),
+        curves=directory("metrics/curves"),
     params:
         values=pinned("models"),
     log:
@@ -190,7 +191,7 @@ rule report:
         runtime=5,
     shell:
         "python -m stages.report --metrics metrics --out {output.table:q}"
-        " --figure {output.figure:q} {params.values:q} > {log:q} 2>&1"
+        " --figure {output.figure:q} --curves {output.curves:q} {params.values:q} > {log:q} 2>&1"
 
 
 # Sweeps: each sweeps/<name>.tsv is a table of points, one column per dotted param key

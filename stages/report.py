@@ -1,12 +1,14 @@
-"""Stage `report`: one table and one figure comparing the models (the three depths).
+"""Stage `report`: one table, one figure and the training curves, comparing the models.
 
     python -m stages.report --metrics metrics --out metrics/results.md \
-        --figure metrics/figures/validation_curves.png
+        --figure metrics/figures/validation_curves.png --curves metrics/curves
 
 Reads, per model, `metrics/test/<model>.json` and `metrics/details/<model>.json` (from
 evaluate) and the curves in `metrics/train/<model>/plots/` (from train); writes a
-Markdown table (parameters, test accuracy and loss, epochs, training time) and a PNG of
-the validation curves.
+Markdown table (parameters, test accuracy and loss, epochs), a PNG of the validation
+curves, and `<curves>/<model>.tsv`: loss and accuracy per epoch, train and validation.
+dvc.yaml's plots draw those TSVs. They are in git, unlike the DVCLive folders in DVC's
+cache, so that `dvc exp run` on one model in a fresh clone never needs another model's.
 """
 
 import csv
@@ -18,19 +20,23 @@ from typing import Any
 from stages.common import cli
 from stages.common.errors import written_by
 from stages.common.figures import plt, save_figure
-from stages.common.files import atomic_path
+from stages.common.files import atomic_dir, atomic_path
 from stages.common.inputs import TEXT_LIMIT, read_text
 
 # No training time: it differs on every run, and the table should change only when results do.
 HEADER = ("model", "parameters", "test accuracy", "test loss", "epochs")
+CURVES = {"train": "train", "eval": "validation"}  # DVCLive's folder: the column prefix in <model>.tsv
 
 
-def main(models: list[str], metrics_dir: Path, report_out: Path, figure_out: Path) -> None:
+def main(models: list[str], metrics_dir: Path, report_out: Path, figure_out: Path, curves_out: Path) -> None:
     rows = [table_row(model, metrics_dir) for model in models]
     curves = {model: validation_curve(metrics_dir / "train" / model) for model in models}
-    with atomic_path(report_out) as table, atomic_path(figure_out) as figure:
+    tables = {model: curves_table(metrics_dir / "train" / model) for model in models}
+    with atomic_path(report_out) as table, atomic_path(figure_out) as figure, atomic_dir(curves_out) as folder:
         table.write_text(render_table(rows))
         save_figure(plot_curves(curves), figure)
+        for model, text in tables.items():
+            (folder / f"{model}.tsv").write_text(text)
 
 
 def table_row(model: str, metrics_dir: Path) -> tuple[str, ...]:
@@ -50,6 +56,17 @@ def validation_curve(live_dir: Path) -> dict[str, list[float]]:
     """Per-epoch validation accuracy and loss, from DVCLive's TSV files."""
     return {name: _read_tsv_column(live_dir / "plots" / "metrics" / "eval" / f"{name}.tsv", name)
             for name in ("accuracy", "loss")}
+
+
+def curves_table(live_dir: Path) -> str:
+    """DVCLive's four curves of one model as one TSV: epoch, then train_/validation_ loss and accuracy."""
+    columns = {f"{prefix}_{name}": _read_tsv_column(live_dir / "plots" / "metrics" / part / f"{name}.tsv", name)
+               for part, prefix in CURVES.items() for name in ("loss", "accuracy")}
+    epochs = len(columns["validation_loss"])
+    lines = ["\t".join(["epoch", *columns])]
+    lines += ["\t".join([str(epoch + 1), *(repr(values[epoch]) for values in columns.values())])
+              for epoch in range(epochs)]
+    return "\n".join(lines) + "\n"
 
 
 def plot_curves(curves: dict[str, dict[str, list[float]]]) -> plt.Figure:
@@ -85,8 +102,9 @@ def _cli() -> None:
     parser.add_argument("--metrics", type=Path, required=True, help="the metrics folder the other stages wrote")
     parser.add_argument("--out", type=Path, required=True, help="Markdown results table to write")
     parser.add_argument("--figure", type=Path, required=True, help="PNG of validation curves to write")
+    parser.add_argument("--curves", type=Path, required=True, help="folder to write each model's curves to, as TSV")
     args = parser.parse_args()
-    main(list(cli.params_from(args)["models"]), args.metrics, args.out, args.figure)
+    main(list(cli.params_from(args)["models"]), args.metrics, args.out, args.figure, args.curves)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,15 @@ def planned_jobs(output: str) -> dict[str, int]:
         return {}
     table = output.split("Job stats:")[1].split("total")[0]
     return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
+
+
+def wait_for_queue(root, timeout_s: float = 900) -> str:
+    """Poll `dvc queue status` until nothing is queued or running; return the last status."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = run(root, "dvc", "queue", "status").stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            return status
+        time.sleep(3)
+    run(root, "dvc", "queue", "kill", "--all", check=False)
+    raise AssertionError(f"the queue did not finish in {timeout_s} s:\n{status}")

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from stages.common.params import parse_yaml
-from tests.e2e.conftest import copy_project, dvc_ran_and_skipped, make_project, run
+from tests.e2e.conftest import copy_project, dvc_ran_and_skipped, make_project, run, wait_for_queue
 
 pytestmark = pytest.mark.e2e
 MODELS = ["conv1", "conv2", "conv3"]
@@ -167,12 +167,13 @@ def test_plots_show_renders_curves_and_confusion_matrices(project, tmp_path):
             "workspace_metrics_figures_validation_curves.png"} <= images
 
     plots = json.loads(run(root, "dvc", "plots", "show", "--json").stdout)["data"]
-    assert "Validation accuracy by depth" in plots
+    curves = {"Validation accuracy by depth", "Loss, train and validation", "Accuracy, train and validation"}
+    assert curves <= set(plots)
     for model in MODELS:
         [confusion] = plots[f"metrics/predictions/{model}.csv"]
         assert confusion["content"]["title"]["text"] == f"{model} confusion matrix (test split)"
         assert "rect" in json.dumps(confusion["content"]["spec"])  # the confusion template's heat map
-        assert f"metrics/train/{model}/plots/metrics/eval/accuracy.tsv" in plots
+        assert f'"filename": "{model}.tsv"' in json.dumps(plots["Validation accuracy by depth"])  # one line each
 
 
 @pytest.mark.parametrize(
@@ -202,3 +203,19 @@ def test_no_valid_mirror_fails_with_every_mirror_named(tmp_path, tiny_mirror):
     assert f"{url}missing/train-images-idx3-ubyte.gz (HTTP 404" in output
     assert f"{url}train-images-idx3-ubyte.gz (checksum mismatch" in output
     assert not (root / "data" / "raw").exists()
+
+
+@pytest.mark.parametrize("queued", [False, True], ids=["run", "queue"])
+def test_fresh_clone_runs_an_experiment_on_one_model(project, tmp_path, queued):
+    # A clone without a remote has no cached outputs at all; the experiment must not need
+    # another model's (the top-level plots once read inside conv2's cached DVCLive folder).
+    run(tmp_path, "git", "clone", "-q", str(project[0]), "clone")
+    root = tmp_path / "clone"
+    if queued:
+        exp_run(root, "--queue", "-n", "one-model", "-S", "lr=0.00005", "train@conv1")
+        run(root, "dvc", "queue", "start")
+        assert "Success" in wait_for_queue(root), run(root, "dvc", "queue", "logs", "one-model", check=False).stdout
+    else:
+        _, output = exp_run(root, "-n", "one-model", "-S", "lr=0.00005", "train@conv1")
+        assert dvc_ran_and_skipped(output)[0] == UPSTREAM | {"train@conv1"}
+    assert "one-model" in run(root, "dvc", "exp", "list", "--name-only").stdout.split()

@@ -4,27 +4,14 @@ import csv
 import io
 import re
 import shlex
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import copy_project, make_project, planned_jobs, run
+from tests.e2e.conftest import copy_project, make_project, planned_jobs, run, wait_for_queue
 
 pytestmark = pytest.mark.e2e
 DATA_STAGES = ("download", "normalize", "split")
-
-
-def wait_for_queue(root, timeout_s: float = 900) -> str:
-    """Poll `dvc queue status` until nothing is queued or running; return the last status."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = run(root, "dvc", "queue", "status").stdout
-        if not re.search(r"\b(Queued|Running)\b", status):
-            return status
-        time.sleep(3)
-    run(root, "dvc", "queue", "kill", "--all", check=False)
-    raise AssertionError(f"the queue did not finish in {timeout_s} s:\n{status}")
 
 
 @pytest.fixture(scope="module")
