@@ -14,8 +14,6 @@ unreadable, oversized or malformed floors, metrics or params file).
 import argparse
 import json
 import math
-import os
-import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,9 +25,9 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 
 from stages.common.errors import PipelineError
-from stages.common.params import load_params, parse_yaml
+from stages.common.inputs import TEXT_LIMIT, read_text
+from stages.common.params import ParamsError, load_params, parse_yaml
 
-MAX_BYTES = 1 << 20  # a floors or metrics file is a few lines; anything larger is not one
 MAX_DEPTH = 16  # a floors file is one flat mapping
 
 
@@ -38,28 +36,13 @@ class GateError(Exception):
 
 
 def read_small_file(path: Path, what: str, fix: str) -> str:
-    """The text of `path`; GateError unless it is a regular UTF-8 file of at most MAX_BYTES.
-
-    Checked before reading, so a FIFO or a device never blocks the gate and a huge file is
-    never read.
-    """
+    """The text of `path`, checked as every stage checks its inputs (a regular file, at most 1 MiB)."""
     try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            raise GateError(f"{what} {path} is not a regular file; {fix}")
-        if info.st_size > MAX_BYTES:
-            raise GateError(f"{what} {path} is {info.st_size} bytes, over the {MAX_BYTES}-byte limit; {fix}")
-        # O_NONBLOCK and a second look: a file swapped for a FIFO since the stat does not hang the open.
-        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as file:
-            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-                raise GateError(f"{what} {path} is not a regular file; {fix}")
-            data = file.read(MAX_BYTES + 1)
+        return read_text(path, TEXT_LIMIT, f"a {what}")
+    except PipelineError as exc:
+        raise GateError(f"{str(exc).split('; ')[0]}; {fix}") from None
     except OSError as exc:
         raise GateError(f"cannot read {what} {path} ({exc.strerror}); {fix}") from None
-    if len(data) > MAX_BYTES:
-        raise GateError(f"{what} {path} is over the {MAX_BYTES}-byte limit; {fix}")
-    try:
-        return data.decode()
     except UnicodeDecodeError:
         raise GateError(f"{what} {path} is not UTF-8 text; {fix}") from None
 
@@ -81,17 +64,14 @@ def load_models(path: Path) -> list[str]:
         raise GateError(str(exc)) from None
 
 
-def refuse_aliases_and_depth(text: str, path: Path, fix: str) -> None:
-    """GateError if the YAML `text` has an anchor or alias, or nests past MAX_DEPTH.
+def refuse_depth(text: str, path: Path, fix: str) -> None:
+    """GateError if the YAML `text` nests past MAX_DEPTH (parse_yaml refuses anchors and aliases).
 
-    Read as a stream of parse events, building nothing: an alias can make a small file
-    expand into a huge structure, and the (pure-Python) parser slows down with the square
-    of the nesting depth, so a few kilobytes of `[[[[` would stall the gate for minutes.
+    Read as a stream of parse events, building nothing: the (pure-Python) parser slows down
+    with the square of the nesting depth, so a few kilobytes of `[[[[` would stall the gate.
     """
     depth = 0
     for event in YAML(typ="safe", pure=True).parse(text):
-        if getattr(event, "anchor", None) is not None:
-            raise GateError(f"floors file {path} uses a YAML anchor or alias (&name, *name); write each floor out")
         depth += isinstance(event, CollectionStartEvent) - isinstance(event, CollectionEndEvent)
         if depth > MAX_DEPTH:
             raise GateError(f"floors file {path} nests deeper than {MAX_DEPTH} levels; {fix}")
@@ -102,8 +82,10 @@ def load_floors(path: Path, models: list[str], params: Path) -> tuple[dict[str, 
     fix = f"restore it (git checkout {path}) or pass --floors"
     text = read_small_file(path, "floors file", fix)
     try:
-        refuse_aliases_and_depth(text, path, fix)
-        floors = parse_yaml(text)
+        refuse_depth(text, path, fix)
+        floors = parse_yaml(text, f"floors file {path}")
+    except ParamsError as exc:
+        raise GateError(str(exc)) from None
     except (YAMLError, RecursionError, ValueError, TypeError) as exc:
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())[:120] or type(exc).__name__
         raise GateError(f"floors file {path} is not valid YAML ({problem}); {fix}") from None
