@@ -194,6 +194,55 @@ rule report:
         " --figure {output.figure:q} --curves {output.curves:q} {params.values:q} > {log:q} 2>&1"
 
 
+# Cross-validation, as cv/dvc.yaml: not part of `all`; `snakemake -c2 cv` runs it. Each
+# model trains on k-1 of the training portion's cv.folds folds in turn and is scored on
+# the fold held out; the test set is never read.
+rule cv:
+    input:
+        "metrics/cv/results.md",
+
+
+rule cv_train:
+    input:
+        code=code_files("stages.cv_train"),
+        data=rules.split.output[0],
+    output:
+        "metrics/cv/{model}.json",
+    params:
+        values=lambda wildcards: pinned(*TRAIN_PARAMS, "cv", f"models.{wildcards.model}"),
+    log:
+        "logs/cv/{model}.log",
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=240,
+    shell:
+        "python -m stages.cv_train --model {wildcards.model:q} --data {input.data:q}"
+        " --out {output:q} {params.values:q} > {log:q} 2>&1"
+
+
+rule cv_report:
+    input:
+        code=code_files("stages.cv_report"),
+        folds=expand(rules.cv_train.output[0], model=MODELS),
+    output:
+        "metrics/cv/results.md",
+    params:
+        values=pinned("models"),
+    log:
+        "logs/cv/report.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        "python -m stages.cv_report --cv metrics/cv --out {output:q} {params.values:q} > {log:q} 2>&1"
+
+
 # Sweeps: each sweeps/<name>.tsv is a table of points, one column per dotted param key
 # (stages/common/sweeps.py). `snakemake -c2 sweeps` runs them all; a point's outputs go
 # to sweeps/<name>/<point>/, laid out as the main pipeline's, and the data stages are

@@ -22,6 +22,7 @@ from stages.common.classes import CLASS_NAMES
 from stages.common.figures import plt, save_figure
 from stages.common.files import atomic_path
 from stages.common.models import load_trained_model
+from stages.common.scores import accuracy, cross_entropy
 from stages.common.splits import load_split
 
 MISCLASSIFIED_SHOWN = 25
@@ -41,7 +42,7 @@ def main(model_file: Path, data_dir: Path, metrics_out: Path, details_out: Path,
             return outputs.enter_context(atomic_path(path))
 
         write_json(output(metrics_out), {
-            "accuracy": float(np.mean(predicted == labels)),
+            "accuracy": accuracy(probabilities, labels),
             "loss": cross_entropy(probabilities, labels),
         })
         write_json(output(details_out), {
@@ -51,12 +52,6 @@ def main(model_file: Path, data_dir: Path, metrics_out: Path, details_out: Path,
         write_predictions(output(predictions_out), labels, predicted)
         save_figure(plot_confusion(confusion, model.name), output(figures_dir / "confusion.png"))
         save_figure(plot_misclassified(images, labels, predicted), output(figures_dir / "misclassified.png"))
-
-
-def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    """Mean -log p(true class): the plain test loss, whatever label smoothing training used."""
-    true_class = probabilities[np.arange(len(labels)), labels]
-    return float(-np.mean(np.log(np.clip(true_class, 1e-7, 1.0))))
 
 
 def confusion_matrix(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:

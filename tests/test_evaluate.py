@@ -1,25 +1,15 @@
 import csv
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from stages import evaluate, train
+from stages import evaluate
 from stages.common.classes import CLASS_NAMES
 from stages.common.errors import PipelineError
-from tests.tiny_data import TINY_MODEL
 
-
-@pytest.fixture(scope="module")
-def tiny_model(tiny_processed, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("model")
-    config = replace(train.TrainConfig.from_params(yaml.safe_load(Path("params.yaml").read_text())),
-                     epochs=1, batch_size=32)
-    train.main("conv1", TINY_MODEL, tiny_processed, out / "conv1.keras", out / "live", out / "timing.json", config)
-    return out / "conv1.keras"
+# tiny_model, a conv1 trained on tiny_processed, is made once per session (tests/conftest.py).
 
 
 def evaluate_into(folder: Path, model: Path, processed: Path) -> None:
@@ -60,12 +50,6 @@ def test_confusion_matrix_and_per_class_accuracy():
     assert confusion[0, 0] == 1 and confusion[0, 1] == 1 and confusion[1, 1] == 2 and confusion[1, 0] == 1
     assert confusion.sum() == 6
     assert evaluate.per_class_accuracy(confusion)[:4] == [0.5, pytest.approx(2 / 3), 1.0, 0.0]
-
-
-def test_test_loss_is_plain_cross_entropy():
-    probabilities = np.array([[0.5, 0.5, 0.0], [0.25, 0.0, 0.75]])
-    assert evaluate.cross_entropy(probabilities, np.array([0, 2])) == pytest.approx(-(np.log(0.5) + np.log(0.75)) / 2)
-    assert evaluate.cross_entropy(probabilities, np.array([2, 1])) == pytest.approx(-np.log(1e-7))  # clipped, not inf
 
 
 def test_missing_model_says_what_to_run(tiny_processed, tmp_path):

@@ -40,8 +40,9 @@ def dvc_stages() -> dict[str, dict]:
         for stage in repo.index.stages:
             params = [key for dep in stage.deps if hasattr(dep, "params") for key in dep.params]
             deps = [dep.def_path for dep in stage.deps if not hasattr(dep, "params")]
-            stages[stage.addressing] = {"command": " ".join(shlex.split(stage.cmd)), "params": params,
-                                        "deps": deps, "outs": [out.def_path for out in stage.outs]}
+            name = stage.addressing.split(":")[-1]  # cv/dvc.yaml:cv_report -> cv_report
+            stages[name] = {"command": " ".join(shlex.split(stage.cmd)), "params": params,
+                            "deps": deps, "outs": [out.def_path for out in stage.outs]}
     return stages
 
 
@@ -52,11 +53,11 @@ def snakemake_jobs(tmp_path_factory) -> dict[str, dict]:
         source = REPO / name
         copy = shutil.copytree if source.is_dir() else shutil.copy2
         copy(source, root / name)
-    result = run_command(root, "snakemake", "-n", "-p", "--forceall", "-c1")
+    result = run_command(root, "snakemake", "-n", "-p", "--forceall", "-c1", "all", "cv")
     jobs = {}
     for block in (result.stdout + result.stderr).split("\nrule ")[1:]:
         rule = block.split(":")[0]
-        if rule == "all":
+        if rule in ("all", "cv"):
             continue
         fields = dict(re.findall(r"^    (\w+): (.*)$", block, re.MULTILINE))
         command = re.search(r"^Shell command: (.*)$", block, re.MULTILINE).group(1)
@@ -67,18 +68,21 @@ def snakemake_jobs(tmp_path_factory) -> dict[str, dict]:
 
 
 def test_both_tools_have_the_same_stages(dvc_stages, snakemake_jobs):
-    per_model = {f"{stage}@{model}" for stage in ("train", "evaluate") for model in MODELS}
-    assert set(dvc_stages) == set(snakemake_jobs) == {"download", "normalize", "split", "report"} | per_model
+    per_model = {f"{stage}@{model}" for stage in ("train", "evaluate", "cv_train") for model in MODELS}
+    single = {"download", "normalize", "split", "report", "cv_report"}
+    assert set(dvc_stages) == set(snakemake_jobs) == single | per_model
 
 
-@pytest.mark.parametrize("stage", ["download", "normalize", "split", "train@conv1", "evaluate@conv2", "report"])
+@pytest.mark.parametrize("stage", ["download", "normalize", "split", "train@conv1", "evaluate@conv2", "report",
+                                   "cv_train@conv3", "cv_report"])
 def test_same_command_and_params(stage, dvc_stages, snakemake_jobs):
     command, pinned = without_pins(snakemake_jobs[stage]["command"])
     assert command == dvc_stages[stage]["command"]
     assert pinned == dvc_stages[stage]["params"]
 
 
-@pytest.mark.parametrize("stage", ["download", "normalize", "split", "train@conv3", "evaluate@conv1", "report"])
+@pytest.mark.parametrize("stage", ["download", "normalize", "split", "train@conv3", "evaluate@conv1", "report",
+                                   "cv_train@conv2", "cv_report"])
 def test_same_outputs_and_data_inputs(stage, dvc_stages, snakemake_jobs):
     dvc, smk = dvc_stages[stage], snakemake_jobs[stage]
     for outputs, others in ((dvc["outs"], smk["outputs"]), (smk["outputs"], dvc["outs"])):
@@ -91,7 +95,8 @@ def test_same_outputs_and_data_inputs(stage, dvc_stages, snakemake_jobs):
             assert any(related(path, other) for other in others), path
 
 
-@pytest.mark.parametrize("stage", ["download", "normalize", "split", "train@conv2", "evaluate@conv3", "report"])
+@pytest.mark.parametrize("stage", ["download", "normalize", "split", "train@conv2", "evaluate@conv3", "report",
+                                   "cv_train@conv1", "cv_report"])
 def test_code_inputs_are_every_project_module_the_stage_runs(stage, dvc_stages, snakemake_jobs):
     module = dvc_stages[stage]["command"].split()[2]  # python -m stages.<stage>
     expected = set(code_files(module))
@@ -124,6 +129,11 @@ def test_every_plot_draws_every_model():
 def test_report_reads_every_models_training_folder(dvc_stages):
     folders = [path for path in dvc_stages["report"]["deps"] if path.startswith("metrics/train")]
     assert folders == [f"metrics/train/{model}" for model in MODELS]
+
+
+def test_cv_report_reads_every_models_folds(dvc_stages):
+    files = [path for path in dvc_stages["cv_report"]["deps"] if path.startswith("metrics/cv")]
+    assert files == [f"metrics/cv/{model}.json" for model in MODELS]
 
 
 def test_registry_holds_every_model():

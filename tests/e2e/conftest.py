@@ -17,7 +17,7 @@ from tests.tiny_data import GZ_NAMES, files_spec, idx_bytes, tiny_arrays
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_FILES = [
-    "stages", "dvc.yaml", "Snakefile", "params.yaml", "params.schema.yaml", ".dvcignore", ".gitignore",
+    "stages", "dvc.yaml", "cv", "Snakefile", "params.yaml", "params.schema.yaml", ".dvcignore", ".gitignore",
     "profiles", "report", "envs", "pyproject.toml",
 ]
 ENV = {

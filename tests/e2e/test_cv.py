@@ -1,0 +1,95 @@
+"""k-fold cross-validation through the real `dvc` and `snakemake`, on tiny data."""
+
+import json
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import copy_project, dvc_ran_and_skipped, make_project, planned_jobs, run
+
+pytestmark = pytest.mark.e2e
+MODELS = ["conv1", "conv2", "conv3"]
+CV_STAGES = {f"cv_train@{model}" for model in MODELS} | {"cv_report"}
+
+
+def cv_files(root) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted((root / "metrics" / "cv").iterdir())}
+
+
+@pytest.fixture(scope="module")
+def main_pipeline(tmp_path_factory, tiny_mirror):
+    """A tiny project after the default `dvc repro`, committed; k=3 folds."""
+    root = make_project(tmp_path_factory.mktemp("cv") / "project", tiny_mirror, cv={"folds": 3, "seed": 0})
+    run(root, "dvc", "repro")
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "results")
+    return root
+
+
+@pytest.fixture(scope="module")
+def dvc_cv(main_pipeline, tmp_path_factory):
+    root = copy_project(main_pipeline, tmp_path_factory.mktemp("dvc-cv") / "project")
+    output = run(root, "dvc", "repro", "cv/dvc.yaml").stdout
+    return root, output
+
+
+def test_the_default_repro_does_not_run_cross_validation(main_pipeline):
+    assert not (main_pipeline / "metrics" / "cv").exists()
+
+
+def test_dvc_runs_every_fold_of_every_model_and_only_that(dvc_cv):
+    root, output = dvc_cv
+    ran = {stage.removeprefix("cv/dvc.yaml:") for stage in dvc_ran_and_skipped(output)[0]}
+    assert ran == CV_STAGES  # the main pipeline's stages are all cached
+    for model in MODELS:
+        result = json.loads((root / "metrics" / "cv" / f"{model}.json").read_text())
+        assert [fold["fold"] for fold in result["per_fold"]] == [1, 2, 3]
+        assert sum(fold["images"] for fold in result["per_fold"]) == 200  # 80 % of the 250 tiny images, once
+        assert 0 <= result["accuracy_mean"] <= 1 and result["accuracy_sd"] >= 0
+    table = (root / "metrics" / "cv" / "results.md").read_text().splitlines()
+    assert [line.split(" | ")[0] for line in table[2:]] == [f"| {model}" for model in MODELS]
+
+
+def test_snakemake_gives_byte_identical_results(dvc_cv, main_pipeline, tmp_path):
+    root = copy_project(main_pipeline, tmp_path / "project")
+    run(root, "snakemake", "-c2", "cv")
+    assert cv_files(root) == cv_files(dvc_cv[0])
+
+
+@pytest.mark.parametrize("setting", ["cv.folds=2", "cv.seed=7"])
+def test_changing_cv_settings_reruns_only_cross_validation_in_dvc(dvc_cv, tmp_path, setting):
+    root = copy_project(dvc_cv[0], tmp_path / "project")
+    key, value = setting.removeprefix("cv.").split("=")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["cv"][key] = int(value)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    changed = json.loads(run(root, "dvc", "status", "--json", "dvc.yaml", "cv/dvc.yaml").stdout)
+    assert {stage.split(":")[-1] for stage in changed} == {f"cv_train@{model}" for model in MODELS}, changed
+
+
+def test_changing_cv_settings_reruns_only_cross_validation_in_snakemake(main_pipeline, tmp_path):
+    root = copy_project(main_pipeline, tmp_path / "project")
+    run(root, "snakemake", "-c2", "cv")
+    output = run(root, "snakemake", "-n", "-c2", "all", "cv", "--config", "cv={'folds': 2, 'seed': 0}")
+    planned = planned_jobs(output.stdout + output.stderr)
+    assert {rule for rule in planned if rule not in ("all", "cv")} == {"cv_train", "cv_report"}, planned
+    assert planned["cv_train"] == len(MODELS)
+
+
+@pytest.mark.parametrize("change, line", [
+    ({"folds": 1}, "error: invalid params.yaml: cv.folds: 1 is less than the minimum of 2"),
+    ({"folds": 100}, "error: cv.folds=100 needs at least 100 images of every class, and the training portion has"),
+    ({"folds": "3"}, "error: invalid params.yaml: cv.folds: '3' is not an integer"),
+])
+def test_bad_cv_settings_stop_before_any_training(main_pipeline, tmp_path, change, line):
+    root = copy_project(main_pipeline, tmp_path / "project")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["cv"].update(change)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = run(root, "python", "-m", "stages.cv_train", "--model", "conv1", "--data", "data/processed",
+                 "--out", "metrics/cv/conv1.json", check=False)
+    assert result.returncode == 1
+    [message] = result.stderr.strip().splitlines()
+    assert message.startswith(line), message
+    assert "Epoch" not in result.stdout + result.stderr
+    assert not (root / "metrics" / "cv").exists()
