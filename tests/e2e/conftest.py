@@ -17,7 +17,7 @@ from tests.tiny_data import GZ_NAMES, files_spec, idx_bytes, tiny_arrays
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_FILES = [
-    "stages", "dvc.yaml", "cv", "Snakefile", "params.yaml", "params.schema.yaml", ".dvcignore", ".gitignore",
+    "stages", "dvc.yaml", "Snakefile", "params.yaml", "params.schema.yaml", ".dvcignore", ".gitignore",
     "profiles", "report", "envs", "pyproject.toml",
 ]
 ENV = {
@@ -71,6 +71,20 @@ def make_project(root: Path, tiny_mirror: tuple[str, dict], **overrides) -> Path
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-qm", "tiny project")
     return root
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory, tiny_mirror) -> tuple[Path, str]:
+    """A tiny project after `dvc repro`, its results committed, and that run's output.
+
+    Built once per test session and only read: a test that changes a project works on its
+    own copy (`copy_project`).
+    """
+    root = make_project(tmp_path_factory.mktemp("reproduced") / "project", tiny_mirror)
+    first = run(root, "dvc", "repro")
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "results")
+    return root, first.stdout + first.stderr
 
 
 def copy_project(source: Path, root: Path) -> Path:

@@ -23,13 +23,9 @@ def exp_run(root, *args: str, check: bool = True):
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, tiny_mirror):
-    """A tiny project after `dvc repro`, its results committed: the baseline."""
-    root = make_project(tmp_path_factory.mktemp("dvc") / "project", tiny_mirror)
-    first = run(root, "dvc", "repro")
-    run(root, "git", "add", "-A")
-    run(root, "git", "commit", "-qm", "baseline results")
-    return root, first.stdout + first.stderr
+def project(reproduced):
+    """A tiny project after `dvc repro`, its results committed: the baseline (shared: only read here)."""
+    return reproduced
 
 
 @pytest.fixture(scope="module")

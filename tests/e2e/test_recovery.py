@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import copy_project, make_project, run
+from tests.e2e.conftest import copy_project, run
 
 pytestmark = pytest.mark.e2e
 DIVERGES = ["optimizer=sgd", "lr=1e20"]  # training fails at its first step
@@ -24,13 +24,9 @@ def fingerprint(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def committed(tmp_path_factory, tiny_mirror) -> tuple[Path, dict[str, str]]:
+def committed(reproduced) -> tuple[Path, dict[str, str]]:
     """A tiny project after `dvc repro`, its results committed, and their fingerprint."""
-    root = make_project(tmp_path_factory.mktemp("recovery") / "project", tiny_mirror)
-    run(root, "dvc", "repro")
-    run(root, "git", "add", "-A")
-    run(root, "git", "commit", "-qm", "results")
-    return root, fingerprint(root)
+    return reproduced[0], fingerprint(reproduced[0])
 
 
 def set_flags(values: list[str]) -> list[str]:

@@ -15,12 +15,8 @@ DATA_STAGES = ("download", "normalize", "split")
 
 
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory, tiny_mirror):
-    root = make_project(tmp_path_factory.mktemp("sweep") / "project", tiny_mirror)
-    run(root, "dvc", "repro")
-    run(root, "git", "add", "-A")
-    run(root, "git", "commit", "-qm", "baseline results")
-    return root
+def baseline(reproduced):
+    return reproduced[0]
 
 
 @pytest.fixture(scope="module")
