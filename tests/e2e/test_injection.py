@@ -5,6 +5,7 @@ Each value tries to run `touch <canary>` the ways a shell allows: `$(...)`, back
 the real `dvc` or `snakemake` run, and the run said why it refused.
 """
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def data_ready(tmp_path_factory, tiny_mirror) -> Path:
 
 def add_models(root: Path, names: list[str]) -> None:
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["models"] = {name: params["models"]["conv1"] for name in names}
+    params["models"] = {name: copy.deepcopy(params["models"]["conv1"]) for name in names}  # else YAML aliases
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
