@@ -29,20 +29,24 @@ CURVES = {"train": "train", "eval": "validation"}  # DVCLive's folder: the colum
 
 
 def main(models: list[str], metrics_dir: Path, report_out: Path, figure_out: Path, curves_out: Path) -> None:
-    rows = [table_row(model, metrics_dir) for model in models]
-    curves = {model: validation_curve(metrics_dir / "train" / model) for model in models}
-    tables = {model: curves_table(metrics_dir / "train" / model) for model in models}
+    scores = {model: evaluation_scores(model, metrics_dir) for model in models}
+    curves = {model: read_curves(metrics_dir / "train" / model) for model in models}  # each TSV read once
+    rows = [table_row(model, *scores[model], epochs=len(curves[model]["validation_loss"])) for model in models]
     with atomic_path(report_out) as table, atomic_path(figure_out) as figure, atomic_dir(curves_out) as folder:
         table.write_text(render_table(rows))
-        save_figure(plot_curves(curves), figure)
-        for model, text in tables.items():
-            (folder / f"{model}.tsv").write_text(text)
+        save_figure(plot_curves({model: _validation(columns) for model, columns in curves.items()}), figure)
+        for model, columns in curves.items():
+            (folder / f"{model}.tsv").write_text(curves_table(columns))
 
 
-def table_row(model: str, metrics_dir: Path) -> tuple[str, ...]:
+def evaluation_scores(model: str, metrics_dir: Path) -> tuple[int, float, float]:
+    """The model's parameter count, test accuracy and test loss, from the evaluate stage's files."""
     accuracy, loss = _read_json(metrics_dir / "test" / f"{model}.json", "accuracy", "loss")
     [params] = _read_json(metrics_dir / "details" / f"{model}.json", "params")
-    epochs = len(validation_curve(metrics_dir / "train" / model)["accuracy"])
+    return params, accuracy, loss
+
+
+def table_row(model: str, params: int, accuracy: float, loss: float, epochs: int) -> tuple[str, ...]:
     return model, f"{params:,}", f"{accuracy:.4f}", f"{loss:.4f}", str(epochs)
 
 
@@ -52,16 +56,18 @@ def render_table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def validation_curve(live_dir: Path) -> dict[str, list[float]]:
-    """Per-epoch validation accuracy and loss, from DVCLive's TSV files."""
-    return {name: _read_tsv_column(live_dir / "plots" / "metrics" / "eval" / f"{name}.tsv", name)
-            for name in ("accuracy", "loss")}
+def read_curves(live_dir: Path) -> dict[str, list[float]]:
+    """DVCLive's four per-epoch curves of one model: train_/validation_ loss and accuracy."""
+    return {f"{prefix}_{name}": _read_tsv_column(live_dir / "plots" / "metrics" / part / f"{name}.tsv", name)
+            for part, prefix in CURVES.items() for name in ("loss", "accuracy")}
 
 
-def curves_table(live_dir: Path) -> str:
-    """DVCLive's four curves of one model as one TSV: epoch, then train_/validation_ loss and accuracy."""
-    columns = {f"{prefix}_{name}": _read_tsv_column(live_dir / "plots" / "metrics" / part / f"{name}.tsv", name)
-               for part, prefix in CURVES.items() for name in ("loss", "accuracy")}
+def _validation(columns: dict[str, list[float]]) -> dict[str, list[float]]:
+    return {name: columns[f"validation_{name}"] for name in ("accuracy", "loss")}
+
+
+def curves_table(columns: dict[str, list[float]]) -> str:
+    """One model's curves as one TSV: epoch, then train_/validation_ loss and accuracy."""
     epochs = len(columns["validation_loss"])
     lines = ["\t".join(["epoch", *columns])]
     lines += ["\t".join([str(epoch + 1), *(repr(values[epoch]) for values in columns.values())])

@@ -43,10 +43,12 @@ def test_curves_join_dvclives_four_files_by_epoch(tmp_path):
     ]
 
 
-def test_validation_curve_reads_dvclive_tsv(tmp_path):
+def test_read_curves_reads_dvclives_four_tsv_files(tmp_path):
     fake_metrics(tmp_path, "conv1", 0.9)
-    assert report.validation_curve(tmp_path / "train" / "conv1") == {
-        "accuracy": [0.8, 0.85, 0.9], "loss": [0.5, 0.4, 0.3]}
+    curves = report.read_curves(tmp_path / "train" / "conv1")
+    assert curves["validation_accuracy"] == [0.8, 0.85, 0.9]
+    assert curves["validation_loss"] == [0.5, 0.4, 0.3]
+    assert curves["train_accuracy"] == [0.81, 0.86, 0.91]
 
 
 def test_missing_metrics_say_what_to_run(tmp_path):
