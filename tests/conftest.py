@@ -1,11 +1,22 @@
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from tests.processes import run_in_process, run_process
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/e2e/ is in the e2e tier, whether or not its file says so."""
+    e2e = Path(__file__).parent / "e2e"
+    for item in items:
+        if e2e in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 @dataclass
@@ -46,7 +57,9 @@ class MirrorServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # serve_forever looks for shutdown() every poll_interval: its default 0.5 s would be each test's teardown.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
+                                        daemon=True)
         self._thread.start()
 
     def close(self) -> None:
@@ -76,3 +89,26 @@ def tiny_processed(tmp_path_factory) -> Path:
     normalize.main(root / "raw", files_spec(raw), root / "interim")
     split.main(root / "interim", root / "processed", test_size=0.2, validation_size=0.1, seed=0)
     return root / "processed"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_processed, tmp_path_factory) -> Path:
+    """conv1 at tiny size (tests.tiny_data.TINY_MODEL), trained by the train stage for one epoch on
+    `tiny_processed`. Made once for the session and shared: read it, copy it to change it."""
+    import yaml
+
+    from stages import train
+    from tests.tiny_data import TINY_MODEL
+
+    out = tmp_path_factory.mktemp("tiny_model")
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    config = replace(train.TrainConfig.from_params(params), epochs=1, batch_size=32)
+    train.main("conv1", TINY_MODEL, tiny_processed, out / "conv1.keras", out / "live", out / "timing.json", config)
+    return out / "conv1.keras"
+
+
+@pytest.fixture(params=["in-process", pytest.param("process", marks=pytest.mark.e2e)])
+def run_module(request):
+    """Run `python -m <module> <args>` (or a script, `<path>.py`) and return its CompletedProcess:
+    in this process in the fast tier, and again in a new process in the e2e tier (tests/processes.py)."""
+    return run_in_process if request.param == "in-process" else run_process

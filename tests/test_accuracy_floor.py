@@ -1,7 +1,6 @@
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,9 +9,9 @@ import yaml
 FLOORS = Path(".ci/accuracy_floor.yaml")
 
 
-def gate(metrics: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "scripts/check_accuracy_floor.py", "--metrics", str(metrics)],
-                          capture_output=True, text=True, timeout=60)
+def gate(run_module, metrics: Path) -> subprocess.CompletedProcess:
+    """The gate as CI runs it, on the committed floors and params: in this process, and in e2e as a script."""
+    return run_module("scripts/check_accuracy_floor.py", "--metrics", str(metrics), timeout=60)
 
 
 def write_metrics(folder: Path, accuracies: dict[str, float]) -> Path:
@@ -28,17 +27,17 @@ def test_every_model_has_one_floor():
     assert all(0.1 < floor < 1 for floor in floors.values())  # above a constant guess
 
 
-def test_a_run_at_the_floors_passes(tmp_path):
+def test_a_run_at_the_floors_passes(run_module, tmp_path):
     floors = yaml.safe_load(FLOORS.read_text())
-    result = gate(write_metrics(tmp_path, floors))
+    result = gate(run_module, write_metrics(tmp_path, floors))
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == len(floors)
 
 
 @pytest.mark.parametrize("model", ["conv1", "conv3"])
-def test_a_forced_bad_run_fails_with_one_line_naming_the_model(tmp_path, model):
+def test_a_forced_bad_run_fails_with_one_line_naming_the_model(run_module, tmp_path, model):
     floors = yaml.safe_load(FLOORS.read_text())
-    result = gate(write_metrics(tmp_path, {**floors, model: floors[model] - 0.0001}))
+    result = gate(run_module, write_metrics(tmp_path, {**floors, model: floors[model] - 0.0001}))
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"error: {model}: test accuracy {floors[model] - 0.0001:.4f} is below its floor {floors[model]} "
@@ -46,14 +45,15 @@ def test_a_forced_bad_run_fails_with_one_line_naming_the_model(tmp_path, model):
     ]
 
 
-def test_missing_metrics_fail_the_gate(tmp_path):
-    result = gate(write_metrics(tmp_path, {"conv1": 0.99}))
+def test_missing_metrics_fail_the_gate(run_module, tmp_path):
+    result = gate(run_module, write_metrics(tmp_path, {"conv1": 0.99}))
     assert result.returncode == 1
     assert [line.split(":")[1].strip() for line in result.stderr.splitlines()] == ["conv2", "conv3"]
 
 
 # The gate cannot be passed without accuracy: every case below runs the real script on files
-# in tmp_path and must fail with exit 1 and one `error: <what>; <what to do>` line.
+# in tmp_path and must fail with exit 1 and one `error: <what>; <what to do>` line. It runs
+# through the `run_module` fixture: in pytest's process in the fast tier, in a new one in e2e too.
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "check_accuracy_floor.py"
 FLOORS_TEXT = FLOORS.read_text()
@@ -62,8 +62,9 @@ PASSING = {model: json.dumps({"accuracy": 0.95, "loss": 0.3}) for model in yaml.
 OVER_LIMIT = 1 << 20  # the gate reads no floors or metrics file larger than 1 MiB
 
 
-def gate_in(tmp_path: Path, floors: str | None = FLOORS_TEXT, metrics: dict[str, str | None] | None = None,
-            params: str | None = PARAMS_TEXT) -> subprocess.CompletedProcess:
+def gate_in(run_module, tmp_path: Path, floors: str | None = FLOORS_TEXT,
+            metrics: dict[str, str | None] | None = None, params: str | None = PARAMS_TEXT
+            ) -> subprocess.CompletedProcess:
     """The gate on tmp_path's floors.yaml, metrics/ and params.yaml, written from the texts given
     (None: left missing) unless the test put something there first (a FIFO, a folder)."""
     texts = {"floors.yaml": floors, "params.yaml": params,
@@ -73,9 +74,8 @@ def gate_in(tmp_path: Path, floors: str | None = FLOORS_TEXT, metrics: dict[str,
         path.parent.mkdir(exist_ok=True)
         if text is not None and not os.path.lexists(path):
             path.write_text(text)
-    return subprocess.run([sys.executable, str(SCRIPT), "--floors", str(tmp_path / "floors.yaml"),
-                           "--metrics", str(tmp_path / "metrics"), "--params", str(tmp_path / "params.yaml")],
-                          capture_output=True, text=True, timeout=30)
+    return run_module(str(SCRIPT), "--floors", str(tmp_path / "floors.yaml"), "--metrics", str(tmp_path / "metrics"),
+                      "--params", str(tmp_path / "params.yaml"), timeout=30)
 
 
 def assert_one_error(result: subprocess.CompletedProcess, *words: str) -> None:
@@ -88,8 +88,8 @@ def assert_one_error(result: subprocess.CompletedProcess, *words: str) -> None:
         assert word in lines[0], lines[0]
 
 
-def test_a_passing_run_prints_one_ok_line_per_model_of_params(tmp_path):
-    result = gate_in(tmp_path)
+def test_a_passing_run_prints_one_ok_line_per_model_of_params(run_module, tmp_path):
+    result = gate_in(run_module, tmp_path)
     assert result.returncode == 0, result.stderr
     assert [line.split(":")[1].strip() for line in result.stdout.splitlines()] == list(PASSING)
     assert result.stderr == ""
@@ -104,8 +104,9 @@ def test_a_passing_run_prints_one_ok_line_per_model_of_params(tmp_path):
     ('{"accuracy": null}', "None"),
     ('{"accuracy": 95.1}', "95.1"),  # a percentage
 ])
-def test_an_accuracy_that_is_not_a_fraction_fails(tmp_path, metrics, shown):
-    assert_one_error(gate_in(tmp_path, metrics={"conv1": metrics}), "conv1", shown, "not a number in [0, 1]")
+def test_an_accuracy_that_is_not_a_fraction_fails(run_module, tmp_path, metrics, shown):
+    assert_one_error(gate_in(run_module, tmp_path, metrics={"conv1": metrics}), "conv1", shown,
+                     "not a number in [0, 1]")
 
 
 @pytest.mark.parametrize(("floors", "words"), [
@@ -124,15 +125,16 @@ def test_an_accuracy_that_is_not_a_fraction_fails(tmp_path, metrics, shown):
     (None, ["cannot read floors file", "No such file"]),
 ], ids=["missing-floor", "stray-floor", "string", "nan", "negative", "bool", "empty", "list", "malformed",
         "alias", "deeply-nested", "over-1MiB", "missing-file"])
-def test_a_bad_floors_file_fails(tmp_path, floors, words):
+def test_a_bad_floors_file_fails(run_module, tmp_path, floors, words):
     metrics = {"conv9": json.dumps({"accuracy": 0.99})}  # so that a stray conv9 floor has metrics
-    assert_one_error(gate_in(tmp_path, floors=floors, metrics=metrics), *words)
+    assert_one_error(gate_in(run_module, tmp_path, floors=floors, metrics=metrics), *words)
 
 
-def test_a_model_of_params_without_a_floor_fails(tmp_path):
+def test_a_model_of_params_without_a_floor_fails(run_module, tmp_path):
     params = yaml.safe_load(PARAMS_TEXT)
     params["models"]["conv4"] = {"conv_filters": [8], "dense_units": 8, "conv_dropout": 0, "dense_dropout": 0}
-    result = gate_in(tmp_path, params=json.dumps(params), metrics={"conv4": json.dumps({"accuracy": 0.05})})
+    result = gate_in(run_module, tmp_path, params=json.dumps(params),
+                     metrics={"conv4": json.dumps({"accuracy": 0.05})})
     assert_one_error(result, "no floor for conv4", "params.yaml")
 
 
@@ -140,21 +142,21 @@ def test_a_model_of_params_without_a_floor_fails(tmp_path):
     (None, ["cannot read params file", "No such file"]),
     (PARAMS_TEXT.replace("lr: 0.003", "lr: fast"), ["lr", "'fast' is not a number"]),
 ], ids=["missing", "invalid"])
-def test_a_bad_params_file_fails(tmp_path, params, words):
-    assert_one_error(gate_in(tmp_path, params=params), *words)
+def test_a_bad_params_file_fails(run_module, tmp_path, params, words):
+    assert_one_error(gate_in(run_module, tmp_path, params=params), *words)
 
 
 @pytest.mark.parametrize("where", ["floors.yaml", "metrics/conv1.json", "params.yaml"])
 @pytest.mark.parametrize("kind", ["fifo", "folder"])
-def test_a_file_that_is_not_a_regular_file_fails_without_being_read(tmp_path, where, kind):
+def test_a_file_that_is_not_a_regular_file_fails_without_being_read(run_module, tmp_path, where, kind):
     (tmp_path / "metrics").mkdir()
     os.mkfifo(tmp_path / where) if kind == "fifo" else (tmp_path / where).mkdir()  # a FIFO would block a read
-    assert_one_error(gate_in(tmp_path), "not a file")
+    assert_one_error(gate_in(run_module, tmp_path), "not a file")
 
 
 @pytest.mark.parametrize(("metrics", "words"), [
     ('{"accuracy": 0.95}' + " " * OVER_LIMIT, ["over the 1 MiB limit"]),
     ("[" * 100_000, ["not valid JSON"]),  # nested past Python's recursion limit
 ], ids=["over-1MiB", "deeply-nested"])
-def test_a_bad_metrics_file_fails(tmp_path, metrics, words):
-    assert_one_error(gate_in(tmp_path, metrics={"conv1": metrics}), "conv1", *words)
+def test_a_bad_metrics_file_fails(run_module, tmp_path, metrics, words):
+    assert_one_error(gate_in(run_module, tmp_path, metrics={"conv1": metrics}), "conv1", *words)

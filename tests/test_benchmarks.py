@@ -12,9 +12,8 @@ def test_every_model_has_a_target_accuracy():
     assert set(TARGETS) == set(load_params("params.yaml")["models"])
 
 
-def test_unknown_model_is_a_clear_error(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "benchmarks.time_to_accuracy", "--models", "conv9",
-                             "--data", str(tmp_path)], capture_output=True, text=True)
+def test_unknown_model_is_a_clear_error(run_module, tmp_path):
+    result = run_module("benchmarks.time_to_accuracy", "--models", "conv9", "--data", str(tmp_path))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "error: --models: no model conv9 with a target accuracy; choose from conv1, conv2, conv3"]
@@ -69,6 +68,30 @@ def test_throughput_refuses_an_unknown_recipe(recipe, message, tmp_path):
     assert result.stderr.strip().splitlines() == [f"error: {message}"]
 
 
+def test_throughput_runs_the_recipes_round_robin_and_tables_them(monkeypatch, capsys):
+    # The round robin and the table, each measurement (a process of its own) replaced by a figure:
+    # round r of recipe i gives (i + 1) * 100 * r ** 2 images/s, so every ratio to naive is i + 1.
+    from benchmarks import throughput
+
+    calls = []
+
+    def measured(recipe, model_name, args):
+        calls.append((recipe, model_name))
+        rate = (args.recipes.index(recipe) + 1) * 100.0 * calls.count((recipe, model_name)) ** 2
+        return {"images_per_s": rate, "share_of_peak": rate / 1000, "peak_gflops": 50.0, "warmup_s": 1.5}
+
+    monkeypatch.setattr(throughput, "run_measurement", measured)
+    monkeypatch.setattr("sys.argv", ["throughput", "--models", "conv1", "conv2", "--recipes", "naive", "stage+spe=2",
+                                     "--repeats", "3"])
+    throughput.main()
+    assert calls == [("naive", "conv1"), ("stage+spe=2", "conv1"), ("naive", "conv2"), ("stage+spe=2", "conv2")] * 3
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "round 1: conv1  naive                            100 images/s, 10.0 % of a 50 GFLOP/s peak"
+    [row] = [line for line in out if line.startswith("conv2  stage+spe=2")]
+    assert row.split() == ["conv2", "stage+spe=2", "800", "200-1800", "80.0", "1.5", "2.00x", "(2.00-2.00)"]
+
+
+@pytest.mark.e2e  # a process per measurement, each importing TensorFlow and training: about a minute
 def test_throughput_measures_every_recipe_in_every_round(tiny_processed):
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.throughput", "--models", "conv1", "--recipes", "naive", "stage+spe=2",

@@ -20,6 +20,13 @@ def serve_all(server, prefix: str, transform=gzip.compress, **reply) -> str:
     return f"{server.url}{prefix}/"
 
 
+def slow_first_file(server, prefix: str) -> str:
+    """A mirror whose first file comes after 3 s, past the 1 s timeout (one is enough: each costs a second)."""
+    url = serve_all(server, prefix)
+    server.routes[f"{prefix}/{GZ_NAMES['train_images']}"].delay_s = 3
+    return url
+
+
 def refused_url() -> str:
     """A loopback URL where nothing listens."""
     with socket.socket() as sock:
@@ -58,7 +65,7 @@ def test_file_mirror_with_recompressed_files_verifies(tmp_path):
     [
         pytest.param(lambda s: f"{s.url}/missing/", id="404"),
         pytest.param(lambda s: refused_url(), id="connection-refused"),
-        pytest.param(lambda s: serve_all(s, "/slow", delay_s=3), id="timeout"),
+        pytest.param(lambda s: slow_first_file(s, "/slow"), id="timeout"),
         pytest.param(lambda s: serve_all(s, "/html", transform=lambda d: b"<html>maintenance</html>",
                                           content_type="text/html"), id="html-with-200"),
         pytest.param(lambda s: serve_all(s, "/plain", transform=lambda d: d), id="not-gzip"),
@@ -142,9 +149,11 @@ def test_tiny_mirror_helper_matches_spec(tmp_path):
                  id="declared-too-large"),
 ])
 def test_oversize_file_moves_on_to_the_next_mirror(mirror_server, tmp_path, capsys, reply):
-    # A bounded read: neither a body nor what it unpacks to may exceed MAX_BYTES.
+    # A bounded read: neither a body nor what it unpacks to may exceed MAX_BYTES. The first file is
+    # enough to show it (each refusal unpacks 128 MiB); the others are served as they should be.
     for role, data in RAW.items():
-        mirror_server.routes[f"/big/{GZ_NAMES[role]}"] = reply(data)
+        mirror_server.routes[f"/big/{GZ_NAMES[role]}"] = reply(data) if role == "train_images" else \
+            Reply(body=gzip.compress(data))
     run([f"{mirror_server.url}/big/", serve_all(mirror_server, "/good")], tmp_path / "raw")
     assert_downloaded(tmp_path / "raw")
     assert "more than any Fashion-MNIST file has" in capsys.readouterr().err

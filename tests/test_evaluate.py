@@ -1,25 +1,15 @@
 import csv
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from stages import evaluate, train
+from stages import evaluate
 from stages.common.classes import CLASS_NAMES
 from stages.common.errors import PipelineError
-from tests.tiny_data import TINY_MODEL
 
-
-@pytest.fixture(scope="module")
-def tiny_model(tiny_processed, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("model")
-    config = replace(train.TrainConfig.from_params(yaml.safe_load(Path("params.yaml").read_text())),
-                     epochs=1, batch_size=32)
-    train.main("conv1", TINY_MODEL, tiny_processed, out / "conv1.keras", out / "live", out / "timing.json", config)
-    return out / "conv1.keras"
+# tiny_model, a conv1 trained on tiny_processed, is made once per session (tests/conftest.py).
 
 
 def evaluate_into(folder: Path, model: Path, processed: Path) -> None:

@@ -1,5 +1,8 @@
 """Every row of the README's "What happens when..." table: the stage's one line, its exit
-status, and what is (not) left behind. Stages run as the user runs them, as processes."""
+status, and what is (not) left behind. Stages run as the user runs them, as processes: those
+that import TensorFlow through the `run_module` fixture, in the fast tier in pytest's own
+process (the same code as `python -m`, without the seconds of start-up) and in the e2e tier
+in a new one as well."""
 
 import json
 import os
@@ -25,6 +28,7 @@ TINY = ["--set", "epochs=2", "--set", "batch_size=32", "--set", "train.warmup_ep
 
 
 def stage(name: str, *args: str, user: str | None = None, wait: bool = True, **kwargs):
+    """A stage in a new process, for what only a process shows: another user, a signal, a mount."""
     command = [sys.executable, "-m", f"stages.{name}", *args]
     if user:
         command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
@@ -61,15 +65,15 @@ def leftovers(folder: Path) -> list[str]:
     ("batch_size=100000000", "error: invalid --set batch_size=100000000: batch_size: 100000000 is greater than "
                              "the maximum of 70000; fix that override"),
 ])
-def test_nonsense_is_refused_before_any_work(tmp_path, setting, line):
-    result = stage("train", *train_args(tmp_path, tmp_path), "--set", setting)
+def test_nonsense_is_refused_before_any_work(run_module, tmp_path, setting, line):
+    result = run_module("stages.train", *train_args(tmp_path, tmp_path), "--set", setting)
     assert result.returncode == 1
     assert one_error_line(result) == line
     assert list(tmp_path.iterdir()) == []
 
 
-def test_batch_larger_than_the_training_set_is_refused(tiny_processed, tmp_path):
-    result = stage("train", *train_args(tiny_processed, tmp_path), "--set", "batch_size=5000")
+def test_batch_larger_than_the_training_set_is_refused(run_module, tiny_processed, tmp_path):
+    result = run_module("stages.train", *train_args(tiny_processed, tmp_path), "--set", "batch_size=5000")
     assert result.returncode == 1
     assert one_error_line(result) == ("error: batch_size 5000 is larger than the training set (180 images); "
                                       "choose at most 180")
@@ -92,8 +96,9 @@ def test_split_that_leaves_a_class_out_is_refused(tmp_path):
 
 # Divergence ---------------------------------------------------------------------------
 
-def test_non_finite_loss_stops_training_with_nothing_written(tiny_processed, tmp_path):
-    result = stage("train", *train_args(tiny_processed, tmp_path, "--set", "optimizer=sgd", "--set", "lr=1e20"))
+def test_non_finite_loss_stops_training_with_nothing_written(run_module, tiny_processed, tmp_path):
+    result = run_module("stages.train", *train_args(tiny_processed, tmp_path, "--set", "optimizer=sgd",
+                                                    "--set", "lr=1e20"))
     assert result.returncode == 1
     line = one_error_line(result)
     assert line.startswith("error: training diverged: the loss became nan by epoch 1, step ")
@@ -101,9 +106,9 @@ def test_non_finite_loss_stops_training_with_nothing_written(tiny_processed, tmp
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_sweep_records_a_diverged_run_instead_of_failing(tiny_processed, tmp_path):
-    result = stage("train", *train_args(tiny_processed, tmp_path, "--set", "optimizer=sgd", "--set", "lr=1e20",
-                                        "--record-divergence"))
+def test_a_sweep_records_a_diverged_run_instead_of_failing(run_module, tiny_processed, tmp_path):
+    result = run_module("stages.train", *train_args(tiny_processed, tmp_path, "--set", "optimizer=sgd",
+                                                    "--set", "lr=1e20", "--record-divergence"))
     assert result.returncode == 0, result.stderr
     [warning] = [line for line in result.stderr.splitlines() if "diverged" in line]
     assert warning.startswith("warning: conv1 diverged: the loss became nan by epoch 1, step ")
@@ -111,8 +116,9 @@ def test_a_sweep_records_a_diverged_run_instead_of_failing(tiny_processed, tmp_p
     assert summary["diverged"] is True and summary["epochs_run"] == 1
 
 
-def test_a_run_that_ends_at_chance_says_so_in_its_output_and_metrics(tiny_processed, tmp_path):
-    result = stage("train", *train_args(tiny_processed, tmp_path, "--set", "optimizer=sgd", "--set", "lr=1000"))
+def test_a_run_that_ends_at_chance_says_so_in_its_output_and_metrics(run_module, tiny_processed, tmp_path):
+    result = run_module("stages.train", *train_args(tiny_processed, tmp_path, "--set", "optimizer=sgd",
+                                                    "--set", "lr=1000"))
     assert result.returncode == 0
     [warning] = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert warning.startswith("warning: conv1 ended at chance level (validation accuracy 0.")
@@ -142,11 +148,11 @@ def damaged(good: bytes) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("kind", ["truncated", "empty", "random", "damaged inside"])
-def test_corrupt_split_file_names_the_stage_that_writes_it(tiny_processed, tmp_path, kind):
+def test_corrupt_split_file_names_the_stage_that_writes_it(run_module, tiny_processed, tmp_path, kind):
     data = tmp_path / "processed"
     shutil.copytree(tiny_processed, data)
     (data / "train.npz").write_bytes(damaged((tiny_processed / "train.npz").read_bytes())[kind])
-    result = stage("train", *train_args(data, tmp_path / "out"))
+    result = run_module("stages.train", *train_args(data, tmp_path / "out"))
     assert result.returncode == 1
     line = one_error_line(result)
     assert line.startswith(f"error: {data / 'train.npz'} is corrupt or not what the split stage writes (")
@@ -154,31 +160,33 @@ def test_corrupt_split_file_names_the_stage_that_writes_it(tiny_processed, tmp_p
     assert not (tmp_path / "out").exists()
 
 
-def test_garbage_model_file_is_named_as_such(tiny_processed, tmp_path):
+def test_garbage_model_file_is_named_as_such(run_module, tiny_processed, tmp_path):
     (tmp_path / "conv1.keras").write_bytes(os.urandom(300))
-    result = stage("evaluate", "--model-file", str(tmp_path / "conv1.keras"), "--data", str(tiny_processed),
-                   "--metrics", str(tmp_path / "m.json"), "--details", str(tmp_path / "d.json"),
-                   "--predictions", str(tmp_path / "p.csv"), "--figures", str(tmp_path / "figures"))
+    result = run_module("stages.evaluate", "--model-file", str(tmp_path / "conv1.keras"), "--data", str(tiny_processed),
+                        "--metrics", str(tmp_path / "m.json"), "--details", str(tmp_path / "d.json"),
+                        "--predictions", str(tmp_path / "p.csv"), "--figures", str(tmp_path / "figures"))
     assert result.returncode == 1
     assert one_error_line(result) == (f"error: {tmp_path / 'conv1.keras'} is not a Keras model (not a .keras zip "
                                       "archive); run the train stage for this model again")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["conv1.keras"]
 
 
-def test_a_split_file_whose_array_header_claims_too_much_is_refused_before_allocating(tiny_processed, tmp_path):
+def test_a_split_file_whose_array_header_claims_too_much_is_refused_before_allocating(run_module, tiny_processed,
+                                                                                     tmp_path):
     data = tmp_path / "processed"
     shutil.copytree(tiny_processed, data)
     with zipfile.ZipFile(data / "train.npz", "w") as archive:
         for name, shape in (("images.npy", (10**9, 28, 28)), ("labels.npy", (10**9,))):
             with archive.open(name, "w") as member:
                 np.lib.format.write_array_header_1_0(member, {"descr": "<f4", "fortran_order": False, "shape": shape})
-    result = stage("train", *train_args(data, tmp_path / "out"))
+    result = run_module("stages.train", *train_args(data, tmp_path / "out"))
     assert one_error_line(result) == (
         f"error: {data / 'train.npz'} is corrupt or not what the split stage writes (its header says shape "
         "(1000000000, 28, 28) of float32, 3,136,000,000,000 bytes, but 0 bytes follow it); delete it and run the "
         "split stage again")
 
 
+@pytest.mark.e2e  # the peak memory of a new process, which imports TensorFlow (the refusal itself: test_models.py)
 def test_a_device_as_the_model_file_is_refused_unread(tiny_processed, tmp_path):
     run = run_stage("stages.evaluate", "--model-file", "/dev/zero", "--data", str(tiny_processed),
                     "--metrics", str(tmp_path / "m.json"), "--details", str(tmp_path / "d.json"),
@@ -207,7 +215,9 @@ def test_read_only_output_folder_names_the_path(tiny_processed, shared_dir):
     out.mkdir(mode=0o555)
     out.chmod(0o555)
     user = "65534" if os.geteuid() == 0 else None  # root writes anywhere, so run as nobody
-    env = {**os.environ, "HOME": str(shared_dir), "MPLCONFIGDIR": str(shared_dir / "mpl")}
+    # Not measured under `pytest --cov`: as another user it could not write its coverage data.
+    env = {**{key: value for key, value in os.environ.items() if not key.startswith("COVERAGE_")},
+           "HOME": str(shared_dir), "MPLCONFIGDIR": str(shared_dir / "mpl")}
     interim = shared_dir / "interim"
     interim.mkdir()
     np.save(interim / "images.npy", np.zeros((40, 28, 28), np.float32))
@@ -242,6 +252,7 @@ def test_full_disk_names_the_path(tmp_path):
 
 # Interrupted -------------------------------------------------------------------------
 
+@pytest.mark.e2e  # a signal to a real process, which only reacts once TensorFlow is up and training
 @pytest.mark.parametrize("signum, status, line", [
     (signal.SIGINT, 130, f"error: interrupted (Ctrl-C); {cli.NOTHING_WRITTEN}"),
     (signal.SIGTERM, 143, f"error: terminated (SIGTERM); {cli.NOTHING_WRITTEN}"),
@@ -264,20 +275,20 @@ def test_interrupted_training_leaves_the_previous_outputs_whole(tiny_processed, 
     assert leftovers(out) == []
 
 
-def test_debug_switch_shows_the_traceback(tmp_path):
-    result = stage("train", *train_args(tmp_path, tmp_path), env={**os.environ, "PIPELINE_DEBUG": "1"})
+def test_debug_switch_shows_the_traceback(run_module, tmp_path):
+    result = run_module("stages.train", *train_args(tmp_path, tmp_path), env={"PIPELINE_DEBUG": "1"})
     assert result.returncode == 1
     assert "Traceback (most recent call last)" in result.stderr and "PipelineError" in result.stderr
 
 
 # All or nothing ------------------------------------------------------------------------
 
-def test_leftovers_of_a_killed_run_are_removed_and_ignored(tiny_processed, tmp_path):
+def test_leftovers_of_a_killed_run_are_removed_and_ignored(run_module, tiny_processed, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / ".conv1.keras.tmp1234abcd.keras").write_bytes(b"half a model")
     (out / ".live.tmp5678efgh").mkdir()
-    result = stage("train", *train_args(tiny_processed, out, "--set", "epochs=1"))
+    result = run_module("stages.train", *train_args(tiny_processed, out, "--set", "epochs=1"))
     assert result.returncode == 0, result.stderr
     assert leftovers(out) == []
     names = ["models/.conv1.keras.tmp1234abcd.keras", "data/.processed.tmpab12"]
@@ -286,11 +297,7 @@ def test_leftovers_of_a_killed_run_are_removed_and_ignored(tiny_processed, tmp_p
     assert ".*.tmp*" in Path(".dvcignore").read_text().splitlines()
 
 
-def test_failed_evaluation_leaves_the_previous_files_whole(tiny_processed, tmp_path, monkeypatch):
-    model = tmp_path / "conv1.keras"
-    config = train.TrainConfig.from_params(cli.load_params("params.yaml", ["epochs=1", "batch_size=32"]))
-    train.main("conv1", cli.load_params("params.yaml")["models"]["conv1"], tiny_processed, model,
-               tmp_path / "live", tmp_path / "timing.json", config)
+def test_failed_evaluation_leaves_the_previous_files_whole(tiny_model, tiny_processed, tmp_path, monkeypatch):
     paths = [tmp_path / name for name in ("m.json", "d.json", "p.csv")]
     for path in paths:
         path.write_text("earlier")
@@ -300,19 +307,11 @@ def test_failed_evaluation_leaves_the_previous_files_whole(tiny_processed, tmp_p
 
     monkeypatch.setattr(evaluate, "plot_misclassified", broken)
     with pytest.raises(OSError):
-        evaluate.main(model, tiny_processed, *paths[:2], paths[2], tmp_path / "figures")
+        evaluate.main(tiny_model, tiny_processed, *paths[:2], paths[2], tmp_path / "figures")
     assert [path.read_text() for path in paths] == ["earlier"] * 3
     assert not (tmp_path / "figures").exists() or leftovers(tmp_path / "figures") == []
 
 
-def test_same_training_gives_the_same_model_file_bytes(tiny_processed, tmp_path):
-    config = train.TrainConfig.from_params(cli.load_params("params.yaml", ["epochs=1", "batch_size=32"]))
-    settings = cli.load_params("params.yaml")["models"]["conv1"]
-    for run in ("a", "b"):
-        out = tmp_path / run
-        train.main("conv1", settings, tiny_processed, out / "conv1.keras", out / "live", out / "timing.json", config)
-        time.sleep(1.1)  # a save-time stamp would now differ
-    for name in ("conv1.keras", "live/metrics.json", "live/plots/metrics/eval/accuracy.tsv"):
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
-    with zipfile.ZipFile(tmp_path / "a" / "conv1.keras") as archive:
-        assert "date_saved" not in json.loads(archive.read("metadata.json"))
+# The same training gives the same model file bytes (so `dvc repro -f train@conv1` leaves evaluate and
+# report cached): tests/test_train.py::test_training_is_deterministic_and_logs_curves, and under DVC
+# tests/e2e/test_dvc.py::test_a_forced_retrain_leaves_evaluate_and_report_cached.

@@ -5,6 +5,7 @@ import pytest
 from stages.common.errors import PipelineError
 from stages.common.models import INPUT_SHAPE, build_model, keras, load_trained_model
 from stages.common.params import load_params
+from tests.bounded import time_limit
 
 SETTINGS = load_params(Path("params.yaml"))["models"]
 
@@ -49,3 +50,13 @@ def test_a_model_that_carries_code_is_refused_for_safety_with_how_to_load_it_if_
             r"would run, so it is refused for safety; run the train stage again, or, only if you trust its source, "
             r"load it in your own code with keras.models.load_model\(path, safe_mode=False\)$")):
         load_trained_model(tmp_path / "lambda.keras", "run the train stage again")
+
+
+@pytest.mark.parametrize("kind", ["character device", "directory"])
+def test_a_model_path_that_is_not_a_file_is_refused_unread(tmp_path, kind):
+    # What the evaluate stage says for `--model-file /dev/zero` (tests/test_failures.py runs that as a process,
+    # under a memory limit). /dev/null here: were the check gone, reading it would end, where /dev/zero's never does.
+    path = Path("/dev/null") if kind == "character device" else tmp_path
+    with time_limit(10), pytest.raises(PipelineError, match=f"^{path} is a {kind}, not a file; give the path of a "
+                                                            "Keras model$"):
+        load_trained_model(path, "run the train stage again")

@@ -5,18 +5,15 @@ import struct
 import subprocess
 import sys
 import zlib
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
-from stages import evaluate, predict, train
+from stages import evaluate, predict
 from stages.common.errors import PipelineError
 from tests.bounded import one_error_line, run_stage
-from tests.tiny_data import TINY_MODEL
 
 SHOWN = 20  # test-split images written to PNG
 # Peak memory of a refusal: importing TensorFlow alone takes about 650 MB, so under this
@@ -25,16 +22,13 @@ REFUSAL_PEAK_MB = 300
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_processed, tmp_path_factory) -> tuple[Path, list[str]]:
-    """A tiny trained model, and the classes the evaluate stage predicted for the test split."""
+def trained(tiny_model, tiny_processed, tmp_path_factory) -> tuple[Path, list[str]]:
+    """A tiny trained model (the session's), and the classes the evaluate stage predicted for the test split."""
     out = tmp_path_factory.mktemp("predict")
-    config = replace(train.TrainConfig.from_params(yaml.safe_load(Path("params.yaml").read_text())),
-                     epochs=1, batch_size=32)
-    train.main("conv1", TINY_MODEL, tiny_processed, out / "conv1.keras", out / "live", out / "timing.json", config)
-    evaluate.main(out / "conv1.keras", tiny_processed, out / "m.json", out / "d.json", out / "p.csv", out / "fig")
+    evaluate.main(tiny_model, tiny_processed, out / "m.json", out / "d.json", out / "p.csv", out / "fig")
     with (out / "p.csv").open() as f:
         predicted = [row["predicted"] for row in csv.DictReader(f)]
-    return out / "conv1.keras", predicted
+    return tiny_model, predicted
 
 
 def split_images(tiny_processed, count: int = SHOWN) -> np.ndarray:
@@ -73,14 +67,14 @@ def test_npy_batches_get_the_same_classes(trained, tiny_processed, tmp_path):
     assert predictions[3].image == f"{tmp_path / 'float.npy'}[3]"
 
 
-def test_cli_prints_a_line_per_image_or_writes_a_csv(trained, tiny_processed, tmp_path):
+def test_cli_prints_a_line_per_image_or_writes_a_csv(run_module, trained, tiny_processed, tmp_path):
     model, predicted = trained
     pngs = write_pngs(tmp_path, split_images(tiny_processed, 3))
-    printed = cli("--model", str(model), *map(str, pngs))
+    printed = run_module("stages.predict", "--model", str(model), *map(str, pngs))
     assert printed.returncode == 0, printed.stderr
     lines = printed.stdout.splitlines()
     assert len(lines) == 3 and lines[0].startswith(f"{pngs[0]}: {predicted[0]} (")
-    written = cli("--model", str(model), "--csv", str(tmp_path / "out.csv"), *map(str, pngs))
+    written = run_module("stages.predict", "--model", str(model), "--csv", str(tmp_path / "out.csv"), *map(str, pngs))
     assert written.returncode == 0, written.stderr
     with (tmp_path / "out.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -159,11 +153,11 @@ def test_bad_input_is_one_clear_line(tmp_path, name, content, message):
     (None, r"m.keras is missing; run `dvc pull`"),
     (b"PK not really a model", "m.keras is not a Keras model"),
 ])
-def test_missing_or_broken_model_is_one_clear_line(tiny_processed, tmp_path, model_bytes, message):
+def test_missing_or_broken_model_is_one_clear_line(run_module, tiny_processed, tmp_path, model_bytes, message):
     pngs = write_pngs(tmp_path, split_images(tiny_processed, 1))
     if model_bytes is not None:
         (tmp_path / "m.keras").write_bytes(model_bytes)
-    result = cli("--model", str(tmp_path / "m.keras"), str(pngs[0]))
+    result = run_module("stages.predict", "--model", str(tmp_path / "m.keras"), str(pngs[0]))
     assert result.returncode == 1
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: ")
     assert re.search(message, result.stderr), result.stderr

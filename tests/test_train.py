@@ -1,3 +1,6 @@
+import json
+import time
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,11 +23,18 @@ def train_tiny(processed: Path, out: Path, **changes):
 
 def test_training_is_deterministic_and_logs_curves(tiny_processed, tmp_path):
     first = train_tiny(tiny_processed, tmp_path / "a")
+    time.sleep(1.1)  # a save-time stamp would now differ
     second = train_tiny(tiny_processed, tmp_path / "b")
     other_seed = train_tiny(tiny_processed, tmp_path / "c", seed=PARAMS["seed"] + 1)
     for a, b in zip(first.get_weights(), second.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, c) for a, c in zip(first.get_weights(), other_seed.get_weights()))
+    # The same bytes, so that a retrain with unchanged params leaves everything downstream cached
+    # (the README's "What happens when..." table; merged here from tests/test_failures.py).
+    for name in ("model.keras", "live/metrics.json", "live/plots/metrics/eval/accuracy.tsv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    with zipfile.ZipFile(tmp_path / "a" / "model.keras") as archive:
+        assert "date_saved" not in json.loads(archive.read("metadata.json"))
 
     summary = yaml.safe_load((tmp_path / "a" / "live" / "metrics.json").read_text())
     assert summary["epochs_run"] == 2 and summary["at_chance"] in (True, False)
@@ -42,15 +52,11 @@ def test_missing_split_says_what_to_run(tmp_path):
     assert not (tmp_path / "m.keras").exists()
 
 
-def test_cli_rejects_unknown_model(tmp_path):
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, "-m", "stages.train", "--model", "conv4", "--data", str(tmp_path),
-         "--out", str(tmp_path / "m.keras"), "--live", str(tmp_path / "live"), "--timing", str(tmp_path / "t.json")],
-        capture_output=True, text=True,
-    )
+def test_cli_rejects_unknown_model(run_module, tmp_path):
+    # Exactly one line: as a new process (the e2e tier) that also says TensorFlow's start-up notes
+    # are kept off stderr (stages/common/tensorflow.py).
+    result = run_module("stages.train", "--model", "conv4", "--data", str(tmp_path), "--out", str(tmp_path / "m.keras"),
+                        "--live", str(tmp_path / "live"), "--timing", str(tmp_path / "t.json"))
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
-        "error: unknown model 'conv4'; choose one of conv1, conv2, conv3")
+    assert result.stderr.strip().splitlines() == [
+        "error: unknown model 'conv4'; choose one of conv1, conv2, conv3"]

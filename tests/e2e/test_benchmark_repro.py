@@ -4,7 +4,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.e2e.conftest import ENV, REPO, make_project, run
+
+pytestmark = pytest.mark.e2e
 
 
 def test_times_both_revisions_from_fresh_clones(tiny_mirror, tmp_path):
