@@ -1,32 +1,32 @@
 """`snakemake --profile profiles/slurm` on tiny data, on a real single-node SLURM cluster.
 
-The module starts the cluster with scripts/slurm-test-cluster.sh (squeue mode: no accounting
-database) and always stops it. Every Snakemake call has a timeout: a lost job or an
-unreachable controller must fail a test, not hang it.
+The tests share the session's test cluster (tests/e2e/slurm.py) in squeue mode: no accounting
+database, as profiles/slurm expects. The project has two of the three models: every rule still
+runs, twice for train and evaluate, and a failing job still has a sibling that completes, for
+two fewer jobs on the critical path (train and evaluate take 2 CPUs, as many as a small node has,
+so they run one after another).
 """
 
-import gzip
 import os
 import re
 import shutil
+import socket
 import subprocess
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import MirrorServer, Reply
+from stages.common.params import load_params
 from tests.e2e.conftest import ENV, REPO, make_project, run
-from tests.tiny_data import GZ_NAMES, files_spec, idx_bytes, tiny_arrays
+from tests.e2e.slurm import FAST_POLLING, SCRIPT, run_id, session_cluster, slurm_jobs, snakemake, snapshot
+from tests.tiny_data import files_spec, idx_bytes, tiny_arrays
 
 pytestmark = pytest.mark.e2e
-MODELS = ["conv1", "conv2", "conv3"]
-SCRIPT = REPO / "scripts" / "slurm-test-cluster.sh"
-# The plugin's first status check comes 1 s after submission, not the profile's 20 s.
-FAST_POLLING = ("--slurm-init-seconds-before-status-checks", "1")
+MODELS = ["conv1", "conv2"]
+# For tests that check no resources: one CPU per job, so that the jobs of one step run side by
+# side on a 2-CPU node rather than one after another (a SLURM job costs ~12 s of status polling
+# if it ends within ~11 s of its submission, ~33 s if it takes longer).
+SIDE_BY_SIDE = ("--set-threads", "train=1", "evaluate=1", "sweep_train=1", "sweep_evaluate=1")
 # The rule instances of one full run, as the plugin names them in the job's comment.
 PIPELINE_JOBS = sorted(
     ["rule_download", "rule_normalize", "rule_split", "rule_report"]
@@ -34,76 +34,29 @@ PIPELINE_JOBS = sorted(
 )
 
 
-def snakemake(root: Path, *args: str, timeout: int = 300, env: dict | None = None) -> tuple[int, str]:
-    """Run `snakemake --profile profiles/slurm ...` in `root`; (exit code, stdout + stderr)."""
-    command = ["snakemake", "--profile", "profiles/slurm", *FAST_POLLING, *args]
-    try:
-        result = subprocess.run(command, cwd=root, env=env or ENV, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as hung:
-        pytest.fail(f"{' '.join(command)} still running after {timeout} s:\n{hung.stdout}\n{hung.stderr}")
-    return result.returncode, result.stdout + result.stderr
+def slurm_project(root, tiny_mirror):
+    """make_project with only MODELS."""
+    models = load_params(REPO / "params.yaml")["models"]
+    return make_project(root, tiny_mirror, models={model: models[model] for model in MODELS})
 
 
-def run_id(output: str) -> str:
-    """The plugin names every SLURM job of one Snakemake run after the run's ID."""
-    return re.search(r"SLURM run ID: (\S+)", output).group(1)
-
-
-def slurm_jobs(name: str) -> dict[str, dict[str, str]]:
-    """The controller's record of the jobs named `name`, finished ones included: {comment: fields}."""
-    fields = ["JobID", "Comment", "State", "NumCPUs", "MinMemory", "TimeLimit", "tres-per-job"]
-    result = subprocess.run(
-        ["squeue", "--noheader", "--states=all", f"--name={name}", "--Format=" + ",".join(f"{f}:|" for f in fields)],
-        capture_output=True, text=True, timeout=30, check=True,
-    )
-    jobs = [dict(zip(fields, line.split("|"))) for line in result.stdout.splitlines()]
-    by_comment = {job["Comment"]: job for job in jobs}
-    assert len(by_comment) == len(jobs), f"a rule instance was submitted twice: {result.stdout}"
-    return by_comment
-
-
-def snapshot(source: Path, target: Path) -> Path:
-    """A copy of a finished project, timestamps and Snakemake's records included."""
-    shutil.copytree(source, target, symlinks=True)  # copy2: mtimes kept, so nothing looks changed
-    return target
-
-
-@contextmanager
-def started_cluster(*options: str) -> Iterator[Path]:
-    """A running test cluster (its folder), stopped on the way out whatever happened inside."""
-    if shutil.which("slurmctld") is None:
-        pytest.skip("SLURM is not installed: scripts/slurm-test-cluster.sh install")
-    # Its own folder, so a cluster someone started by hand makes `start` refuse, not share;
-    # CI names it, to `stop` it even if pytest is killed. Not under pytest's tmp_path: munged
-    # refuses a socket below a folder others cannot enter.
-    folder = os.environ.get("SLURM_TEST_CLUSTER_DIR") or f"{tempfile.gettempdir()}/slurm-test-cluster-{os.getpid()}"
-    env = {**ENV, "SLURM_TEST_CLUSTER_DIR": folder}
-    try:
-        started = subprocess.run(["bash", SCRIPT, "start", *options], env=env, capture_output=True, text=True,
-                                 timeout=120)
-        assert started.returncode == 0, f"cluster did not start:\n{started.stdout}\n{started.stderr}"
-        yield Path(folder)
-    finally:
-        subprocess.run(["bash", SCRIPT, "stop"], env=env, timeout=120)
+@pytest.fixture
+def cluster(pytestconfig):
+    """The session's cluster, squeue mode, as profiles/slurm expects."""
+    return session_cluster(pytestconfig)
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """The cluster of this module: squeue mode, as profiles/slurm expects."""
-    with started_cluster() as folder:
-        yield folder
-
-
-@pytest.fixture(scope="module")
-def slurm_run(cluster, tmp_path_factory, tiny_mirror):
+def slurm_run(pytestconfig, tmp_path_factory, tiny_mirror):
     """The whole tiny pipeline through SLURM: (project, Snakemake's output)."""
-    root = make_project(tmp_path_factory.mktemp("slurm_run") / "project", tiny_mirror)
+    session_cluster(pytestconfig)
+    root = slurm_project(tmp_path_factory.mktemp("slurm_run") / "project", tiny_mirror)
     code, output = snakemake(root)
     assert code == 0, output
     return root, output
 
 
-def test_every_rule_runs_as_one_slurm_job_with_its_resources(slurm_run):
+def test_every_rule_runs_as_one_slurm_job_with_its_resources(slurm_run, cluster):
     _, output = slurm_run
     jobs = slurm_jobs(run_id(output))
     assert sorted(jobs) == PIPELINE_JOBS
@@ -132,14 +85,14 @@ def slurm_minutes(minutes: int) -> str:
 
 def test_metrics_are_byte_identical_to_a_local_run(slurm_run, tmp_path, tiny_mirror):
     root, _ = slurm_run
-    local = make_project(tmp_path / "local", tiny_mirror)
-    run(local, "timeout", "600", "snakemake", "-c2")
-    for model in MODELS:
-        path = f"metrics/test/{model}.json"
+    local = slurm_project(tmp_path / "local", tiny_mirror)
+    metrics = [f"metrics/test/{model}.json" for model in MODELS]
+    run(local, "timeout", "600", "snakemake", "-c2", *metrics)  # what they need, not the report
+    for path in metrics:
         assert (root / path).read_bytes() == (local / path).read_bytes(), path
 
 
-def test_failed_job_is_reported_and_the_rerun_submits_only_what_is_left(slurm_run, tmp_path):
+def test_failed_job_is_reported_and_the_rerun_submits_only_what_is_left(slurm_run, cluster, tmp_path):
     project = snapshot(slurm_run[0], tmp_path / "project")
     # As if the pipeline had stopped after training: evaluate and report still to run.
     for generated in ("test", "details", "predictions", "figures", "results.md"):
@@ -147,51 +100,80 @@ def test_failed_job_is_reported_and_the_rerun_submits_only_what_is_left(slurm_ru
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     model = project / "models" / "conv2.keras"
     good = shutil.copy2(model, tmp_path / "conv2.keras")
-    model.write_bytes(b"not a model")  # bad input for one of the three evaluate jobs
+    model.write_bytes(b"not a model")  # bad input for one of the evaluate jobs
 
     # --retries 0: the profile's retry would only fail the same way, and take as long again.
-    code, output = snakemake(project, "--retries", "0")
+    code, output = snakemake(project, "--retries", "0", *SIDE_BY_SIDE)
     assert code != 0
     assert "Error in rule evaluate:" in output
     assert re.search(r"SLURM-job '\d+' failed, SLURM status is: 'FAILED'", output)
     failed_id = re.search(r"external_jobid: (\d+)", output)[1]
     assert re.search(rf"log: logs/evaluate/conv2.log, \S+/rule_evaluate/conv2/{failed_id}.log", output), output
     finished = slurm_jobs(run_id(output))
-    assert finished["rule_evaluate_wildcards_conv1"]["State"] == "COMPLETED"
-    assert finished["rule_evaluate_wildcards_conv3"]["State"] == "COMPLETED"
+    assert finished["rule_evaluate_wildcards_conv1"]["State"] == "COMPLETED"  # its sibling ran on
 
     shutil.copy2(good, model)  # the same bytes and timestamp as before: the cause is gone
-    code, output = snakemake(project)
+    code, output = snakemake(project, *SIDE_BY_SIDE)
     assert code == 0, output
     assert sorted(slurm_jobs(run_id(output))) == ["rule_evaluate_wildcards_conv2", "rule_report"]
 
 
+def running_job_in(folder) -> str:
+    """The ID of the one running SLURM job whose working directory is `folder`."""
+    listed = subprocess.run(["squeue", "--noheader", "--states=RUNNING", "--format=%i|%Z"],
+                            capture_output=True, text=True, timeout=30, check=True).stdout
+    jobs = [line.split("|")[0] for line in listed.splitlines() if line.split("|")[1] == str(folder)]
+    assert len(jobs) == 1, listed
+    return jobs[0]
+
+
 def test_job_over_its_time_limit_is_reported(cluster, tmp_path):
-    # A mirror that never answers within the job's 1-minute limit (SLURM's smallest).
-    server = MirrorServer()
-    raw = idx_bytes(tiny_arrays(n_train=20, n_test=10))
-    for role, data in raw.items():
-        server.routes[f"/fmnist/{GZ_NAMES[role]}"] = Reply(body=gzip.compress(data), delay_s=600)
-    try:
-        project = make_project(tmp_path / "project", (f"{server.url}/fmnist/", files_spec(raw)))
+    # A mirror that takes the download's connection and never answers.
+    with socket.create_server(("127.0.0.1", 0)) as mirror:
+        url = f"http://127.0.0.1:{mirror.getsockname()[1]}/fmnist/"
+        project = make_project(tmp_path / "project", (url, files_spec(idx_bytes(tiny_arrays(n_train=20, n_test=10)))))
         params = yaml.safe_load((project / "params.yaml").read_text())
         params["data"]["timeout_s"] = 600
         (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        # SLURM ends the job 60-90 s after it starts (it checks limits every 30 s, then waits
-        # KillWait=5 s for it to go); the plugin's growing delays check at 64 s, then 105 s.
-        code, output = snakemake(project, "data/raw", "--retries", "0", "--set-resources", "download:runtime=1")
-    finally:
-        server.close()
-    assert code != 0
+        log = tmp_path / "snakemake.log"
+        command = ["snakemake", "--profile", "profiles/slurm", *FAST_POLLING, "data/raw", "--retries", "0"]
+        with log.open("w") as out, subprocess.Popen(command, cwd=project, env=ENV, stdout=out, stderr=out) as smk:
+            try:
+                mirror.settimeout(120)
+                try:
+                    connection, _ = mirror.accept()  # the job runs, and waits for an answer
+                except TimeoutError:
+                    pytest.fail(f"the download job did not connect within 120 s:\n{log.read_text()}")
+                with connection:
+                    # SLURM's smallest limit is a minute, and slurmctld checks limits every 30 s (a
+                    # constant in its source): a job asking for a minute is killed 60-90 s after it
+                    # starts. Instead, lower the running job's limit to zero, as an administrator can:
+                    # the next check, within 30 s, finds it over its limit and ends it as at the end
+                    # of any limit ("Time limit exhausted", state TIMEOUT, reason TimeLimit). Snakemake
+                    # sees that at its next status check and exits after the plugin's next wait:
+                    # about a minute in all, rather than two and a half.
+                    job = running_job_in(project)
+                    subprocess.run(["scontrol", "update", f"JobId={job}", "TimeLimit=0"], check=True, timeout=30)
+                    try:
+                        smk.wait(timeout=180)
+                    except subprocess.TimeoutExpired:
+                        pytest.fail(f"Snakemake still ran 180 s after the job's limit was lowered:\n{log.read_text()}")
+            finally:
+                if smk.poll() is None:
+                    smk.kill()
+    output = log.read_text()
+    assert smk.returncode != 0, output
     assert "Error in rule download:" in output
     failed_id = re.search(r"external_jobid: (\d+)", output)[1]
+    assert failed_id == job
     assert f"SLURM-job '{failed_id}' failed, SLURM status is: 'TIMEOUT'" in output
     assert re.search(rf"log: logs/download.log, \S+/rule_download/{failed_id}.log", output), output
 
 
 def test_unreachable_controller_fails_with_a_clear_error(cluster, tmp_path, tiny_mirror):
-    # The cluster's own config, munge included, but a port nothing listens on.
-    config = (cluster / "slurm.conf").read_text() + "SlurmctldPort=1\n"
+    # The cluster's own config, munge included, but a port nothing listens on. MessageTimeout=1:
+    # each SLURM command gives up after one refused connection, not after 10 (one a second).
+    config = (cluster / "slurm.conf").read_text() + "SlurmctldPort=1\nMessageTimeout=1\n"
     (tmp_path / "slurm.conf").write_text(config)
     (tmp_path / "gres.conf").write_text((cluster / "gres.conf").read_text())
     project = make_project(tmp_path / "project", tiny_mirror)
@@ -202,7 +184,7 @@ def test_unreachable_controller_fails_with_a_clear_error(cluster, tmp_path, tiny
     assert not (project / "data" / "raw").exists()
 
 
-def test_gpu_request_reaches_sbatch(slurm_run, tmp_path):
+def test_gpu_request_reaches_sbatch(slurm_run, cluster, tmp_path):
     project = snapshot(slurm_run[0], tmp_path / "project")
     code, output = snakemake(project, "models/conv1.keras", "--forcerun", "train", "--set-resources", "train:gpu=1")
     assert code == 0, output
@@ -228,16 +210,18 @@ def test_start_refuses_a_config_it_did_not_create(cluster, tmp_path):
                           capture_output=True, timeout=60).returncode == 0
 
 
-def test_a_sweeps_points_run_as_slurm_jobs(slurm_run, tmp_path):
+def test_a_sweeps_points_run_as_slurm_jobs(slurm_run, cluster, tmp_path):
     root = snapshot(slurm_run[0], tmp_path / "project")
     (root / "sweeps").mkdir()
-    (root / "sweeps" / "two.tsv").write_text("lr\n0.001\n0.01\n")
-    code, output = snakemake(root, "sweeps", timeout=600)
+    # Two points, each on one model (the `model` column): what a point's jobs are does not
+    # depend on how many models it trains, and each job costs ~12 s of polling.
+    (root / "sweeps" / "two.tsv").write_text("lr\tmodel\n0.001\tconv1\n0.01\tconv1\n")
+    code, output = snakemake(root, "sweeps", *SIDE_BY_SIDE, timeout=600)
     assert code == 0, output
     jobs = slurm_jobs(run_id(output))
-    points = ("lr~0.001", "lr~0.01")
+    points = ("lr~0.001_model~conv1", "lr~0.01_model~conv1")
     assert sorted(jobs) == sorted(
-        [f"rule_sweep_{rule}_wildcards_two_{point}_{model}" for rule in ("train", "evaluate")
-         for point in points for model in MODELS] + ["rule_sweep_report_wildcards_two"]), sorted(jobs)
+        [f"rule_sweep_{rule}_wildcards_two_{point}_conv1" for rule in ("train", "evaluate") for point in points]
+        + ["rule_sweep_report_wildcards_two"]), sorted(jobs)
     assert all(job["State"] == "COMPLETED" for job in jobs.values()), jobs
     assert len((root / "sweeps" / "two" / "results.md").read_text().splitlines()) == 2 + len(points)

@@ -1,0 +1,130 @@
+"""What a job costs through profiles/slurm beyond running it locally, on the SLURM test cluster.
+
+    python -m benchmarks.slurm_overhead                 # 3 rounds, about 11 minutes
+    python -m benchmarks.slurm_overhead --repeats 5
+
+Two workflows of three trivial jobs each (`echo` into a file): a chain, where each job
+needs the one before, and three independent jobs. Each is run from a fresh folder three ways:
+
+  local     snakemake -c2
+  test      snakemake --profile profiles/slurm --slurm-init-seconds-before-status-checks 1
+            (the e2e tests' setting: the plugin's first status check 1 s after a submission)
+  profile   snakemake --profile profiles/slurm (its own setting: the first check after 20 s)
+
+interleaved, `--repeats` rounds, so host noise hits all alike. Printed: each run's wall
+time, then per workflow and way the median wall time and the overhead per job, (wall -
+that round's local wall) / 3, as median (min-max) over the rounds.
+
+Needs root and SLURM's packages (scripts/slurm-test-cluster.sh install): it starts its own
+test cluster (squeue mode, as profiles/slurm expects) and stops it at the end, whatever
+happens; it refuses to run beside another cluster, such as one the e2e tests started.
+"""
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from stages.common import cli
+from stages.common.errors import PipelineError
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "slurm-test-cluster.sh"
+JOBS = 3
+SNAKEFILE = f"""\
+N = range(1, {JOBS} + 1)
+
+localrules: chain, parallel  # targets only: nothing to run
+
+rule chain:
+    input: "chain/{JOBS}.txt"
+
+rule parallel:
+    input: expand("parallel/{{i}}.txt", i=N)
+
+rule link:  # chain/i.txt needs chain/(i-1).txt
+    input: lambda w: [] if int(w.i) == 1 else [f"chain/{{int(w.i) - 1}}.txt"]
+    output: "chain/{{i}}.txt"
+    threads: 1
+    resources: mem_mb=100, runtime=5
+    shell: "echo {{wildcards.i}} > {{output}}"
+
+rule leaf:
+    output: "parallel/{{i}}.txt"
+    threads: 1
+    resources: mem_mb=100, runtime=5
+    shell: "echo {{wildcards.i}} > {{output}}"
+"""
+WAYS = {
+    "local": ["-c2"],
+    "test": ["--profile", str(REPO / "profiles" / "slurm"), "--slurm-init-seconds-before-status-checks", "1"],
+    "profile": ["--profile", str(REPO / "profiles" / "slurm")],
+}
+WORKFLOWS = ("chain", "parallel")
+
+
+def run_once(folder: Path, workflow: str, way: str, environment: dict) -> float:
+    folder.mkdir(parents=True)
+    (folder / "Snakefile").write_text(SNAKEFILE)
+    command = ["snakemake", *WAYS[way], workflow]
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=folder, env=environment, capture_output=True, text=True, timeout=900)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise PipelineError(f"{' '.join(command)} failed in {folder}: "
+                            f"{(result.stderr.strip().splitlines() or ['(no message)'])[-1]}")
+    if sorted(p.name for p in (folder / workflow).iterdir()) != [f"{i}.txt" for i in range(1, JOBS + 1)]:
+        raise PipelineError(f"{workflow} in {folder} did not write its {JOBS} files")
+    return seconds
+
+
+def spread(values: list[float], digits: int = 0) -> str:
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def main() -> None:
+    parser = cli.stage_parser(__doc__)
+    parser.add_argument("--repeats", type=int, default=3, help="rounds (default 3)")
+    args = parser.parse_args()
+    if shutil.which("slurmctld") is None:
+        raise PipelineError("SLURM is not installed: run scripts/slurm-test-cluster.sh install")
+
+    root = Path(tempfile.mkdtemp(prefix="slurm-overhead-"))
+    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                   "SLURM_TEST_CLUSTER_DIR": f"{tempfile.gettempdir()}/slurm-test-cluster-benchmark-{os.getpid()}"}
+    walls: dict[tuple[str, str], list[float]] = {(w, way): [] for w in WORKFLOWS for way in WAYS}
+    try:
+        started = subprocess.run(["bash", SCRIPT, "start"], env=environment, capture_output=True, text=True)
+        if started.returncode != 0:
+            raise PipelineError(f"the test cluster did not start: {started.stderr.strip().splitlines()[-1]}")
+        node = subprocess.run(["sinfo", "--noheader", "-o", "%c CPUs"], capture_output=True, text=True).stdout.strip()
+        print(f"test cluster: one node, {node}; {JOBS} jobs per workflow; load average "
+              f"{os.getloadavg()[0]:.1f} at the start", flush=True)
+        for round_number in range(1, args.repeats + 1):
+            for workflow in WORKFLOWS:
+                for way in WAYS:
+                    seconds = run_once(root / f"{round_number}-{workflow}-{way}", workflow, way, environment)
+                    walls[workflow, way].append(seconds)
+                    print(f"round {round_number}: {workflow:8} {way:7} {seconds:5.1f} s", flush=True)
+    finally:
+        subprocess.run(["bash", SCRIPT, "stop"], env=environment, capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+    print(f"\n{JOBS} trivial jobs, {args.repeats} interleaved rounds, median (min-max); "
+          f"overhead per job = (wall - the round's local wall) / {JOBS}:\n")
+    print("| workflow | way | wall, s | overhead per job, s |")
+    print("|---|---|---|---|")
+    for workflow in WORKFLOWS:
+        local = walls[workflow, "local"]
+        for way in WAYS:
+            overhead = [(wall - base) / JOBS for wall, base in zip(walls[workflow, way], local)]
+            cell = "-" if way == "local" else spread(overhead, 1)
+            print(f"| {workflow} | {way} | {spread(walls[workflow, way], 1)} | {cell} |")
+
+
+if __name__ == "__main__":
+    cli.run(main)
