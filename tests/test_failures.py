@@ -1,4 +1,4 @@
-"""Every row of the README's "What happens when..." table: the stage's one line, its exit
+"""Every row of docs/failures.md ("What happens when..."): the stage's one line, its exit
 status, and what is (not) left behind. Stages run as the user runs them, as processes: those
 that import TensorFlow through the `run_module` fixture, in the fast tier in pytest's own
 process (the same code as `python -m`, without the seconds of start-up) and in the e2e tier
@@ -33,7 +33,10 @@ def stage(name: str, *args: str, user: str | None = None, wait: bool = True, **k
     if user:
         command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
     if not wait:
-        return subprocess.Popen(command, stderr=subprocess.PIPE, text=True, **kwargs)
+        # Ctrl-C as in a terminal: a shell that ran pytest in the background (`cmd &`, nohup)
+        # has SIGINT ignored, and a child would inherit that and never see the signal.
+        return subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
     return subprocess.run(command, capture_output=True, text=True, timeout=300, **kwargs)
 
 
