@@ -30,7 +30,7 @@ def test_training_is_deterministic_and_logs_curves(tiny_processed, tmp_path):
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, c) for a, c in zip(first.get_weights(), other_seed.get_weights()))
     # The same bytes, so that a retrain with unchanged params leaves everything downstream cached
-    # (the README's "What happens when..." table; merged here from tests/test_failures.py).
+    # (docs/failures.md, "What happens when..."; merged here from tests/test_failures.py).
     for name in ("model.keras", "live/metrics.json", "live/plots/metrics/eval/accuracy.tsv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     with zipfile.ZipFile(tmp_path / "a" / "model.keras") as archive:
