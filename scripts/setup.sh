@@ -42,6 +42,12 @@ apt_install "the download stage will try the other mirrors" dataset-fashion-mnis
 # SLURM cluster with accounting (scripts/slurm-test-cluster.sh).
 if [[ $requirements == requirements/dev.txt ]]; then
   apt_install "the SSH remote tests will skip" openssh-server
+  # Docker (dockerd, which the container tests start themselves, and a client with BuildKit built
+  # in) and debootstrap, which makes the image's Debian base without a registry. Where Docker is
+  # already installed (Docker CE), it stays: docker.io would replace it.
+  docker=(docker.io)
+  command -v dockerd >/dev/null && docker=()
+  apt_install "the container tests will skip" "${docker[@]}" debootstrap
   $sudo bash scripts/slurm-test-cluster.sh install --accounting \
     || echo "warning: could not install SLURM; the SLURM tests will skip" >&2
 fi
