@@ -2,8 +2,9 @@
 
 The cluster (scripts/slurm-test-cluster.sh) starts when a test first asks for it and stops when
 pytest ends, whatever happened before (a failed test, Ctrl-C): `session_cluster` registers the
-stop with pytest's config. A test that asks for the other kind (with or without accounting)
-stops the running cluster and starts that one: there can be only one, as both link
+stop with pytest's config. Its options pick the kind: every test runs on three nodes, each with its
+own /tmp (NODES), as a real cluster would be, with or without accounting. A test that asks for the
+other kind stops the running cluster and starts that one: there can be only one, as both link
 /etc/slurm/slurm.conf. pytest-randomly shuffles whole modules, each module asks for one kind, so a
 session starts at most two clusters. Jobs of earlier tests stay listed (MinJobAge=3600): tests
 find their own jobs by their run's ID, never by listing everything.
@@ -18,24 +19,45 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ENV, REPO
+from stages.common.params import load_params
+from tests.e2e.conftest import ENV, REPO, make_project
 
 SCRIPT = REPO / "scripts" / "slurm-test-cluster.sh"
-# Test-only polling: the plugin's first status check 1 s after a submission, not the profile's 20 s.
-# Its later checks back off by 10 s each (11, 21, 31 s ...) until a job finishes; that step is
-# hard-coded in snakemake-executor-plugin-slurm 2.8.0 (no setting shortens it), so a job that
-# takes under ~11 s costs ~12 s, one that takes 12-32 s costs ~33 s.
+# The cluster the tests run on: three nodes (node1-3), each with its own /tmp.
+NODES = ("--nodes", "3", "--private-tmp")
+# Test-only polling: the plugin's first status check 1 s after a submission, not the profile's 20 s,
+# and, through snakemake_fast_polling.py, every later one at most 1 s after the last, rather than
+# 10 s longer each time (11, 21, 31 s ...; a step fixed in snakemake-executor-plugin-slurm 2.8.0).
+# A job is then seen finished within ~1 s, where the plugin alone would see one that takes 5 s at
+# ~12 s and one that takes 15 s at ~33 s (benchmarks/slurm_overhead.py measures both).
 FAST_POLLING = ("--slurm-init-seconds-before-status-checks", "1")
+SNAKEMAKE = (sys.executable, str(REPO / "tests" / "e2e" / "snakemake_fast_polling.py"))
+
+
+# The models of a test project: two of the three, for fewer jobs; a failing job still has a sibling.
+MODELS = ["conv1", "conv2"]
+
+
+def slurm_project(root: Path, tiny_mirror, models: list[str] = MODELS) -> Path:
+    """make_project with only `models`."""
+    every = load_params(REPO / "params.yaml")["models"]
+    return make_project(root, tiny_mirror, models={model: every[model] for model in models})
+
+
+def snakemake_command(*args: str) -> list[str]:
+    """`snakemake --profile profiles/slurm ...`, polling as the tests do."""
+    return [*SNAKEMAKE, "--profile", "profiles/slurm", *FAST_POLLING, *args]
 
 
 def snakemake(root: Path, *args: str, timeout: int = 300, env: dict | None = None) -> tuple[int, str]:
     """Run `snakemake --profile profiles/slurm ...` in `root`; (exit code, stdout + stderr)."""
-    command = ["snakemake", "--profile", "profiles/slurm", *FAST_POLLING, *args]
+    command = snakemake_command(*args)
     try:
         result = subprocess.run(command, cwd=root, env=env or ENV, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as hung:
@@ -59,6 +81,55 @@ def slurm_jobs(name: str) -> dict[str, dict[str, str]]:
     by_comment = {job["Comment"]: job for job in jobs}
     assert len(by_comment) == len(jobs), f"a rule instance was submitted twice: {result.stdout}"
     return by_comment
+
+
+def job_nodes(name: str) -> dict[str, str]:
+    """The node each job named `name` ran on (its last one, if requeued): {job ID: node}."""
+    listed = subprocess.run(["squeue", "--noheader", "--states=all", f"--name={name}", "--format=%i %N"],
+                            capture_output=True, text=True, timeout=30, check=True).stdout
+    return dict(line.split() for line in listed.splitlines())
+
+
+def running_training(root: Path, model: str) -> tuple[str, str] | None:
+    """(SLURM job ID, node) of the training of `model` for the project in `root`, once its
+    `python -m stages.train` process runs; None before. Read from that process's environment."""
+    for process in Path("/proc").iterdir():
+        try:
+            words = (process / "cmdline").read_bytes().split(b"\0")
+            if b"stages.train" not in words or model.encode() not in words or os.readlink(process / "cwd") != str(root):
+                continue
+            environ = (process / "environ").read_bytes().split(b"\0")
+        except OSError:  # not a process, or gone
+            continue
+        variables = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
+        return variables["SLURM_JOB_ID"], variables["SLURMD_NODENAME"]
+    return None
+
+
+def job_record(job: str) -> dict[str, str]:
+    """`scontrol show job`: the controller's whole record of a job, finished ones included."""
+    shown = subprocess.run(["scontrol", "--oneliner", "show", "job", job],
+                           capture_output=True, text=True, timeout=30, check=True).stdout
+    return dict(field.split("=", 1) for field in shown.split() if "=" in field)
+
+
+def wait_until(what: str, condition, timeout: float, interval: float = 0.5):
+    """Poll `condition` until it returns something true, and return that; fail after `timeout` s.
+    For the controller's view of jobs and nodes, which nothing announces."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout} s")
+        time.sleep(interval)
+    return result
+
+
+def cluster_command(cluster: Path, *args: str, timeout: int = 90) -> str:
+    """scripts/slurm-test-cluster.sh ARGS on the running test cluster; its stderr."""
+    done = subprocess.run(["bash", SCRIPT, *args], env={**ENV, "SLURM_TEST_CLUSTER_DIR": str(cluster)},
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"slurm-test-cluster.sh {' '.join(args)} failed:\n{done.stderr}"
+    return done.stderr
 
 
 def snapshot(source: Path, target: Path) -> Path:
@@ -88,8 +159,10 @@ def _stop() -> None:
 
 
 def session_cluster(config: pytest.Config, *options: str) -> Path:
-    """The folder of the running test cluster started with `options` (e.g. `--accounting`), started
-    now if need be, in place of one of the other kind; it is stopped when pytest ends."""
+    """The folder of the running test cluster started with `options` (e.g. NODES, `--accounting`),
+    started now if need be, in place of one of the other kind; it is stopped when pytest ends.
+    With `--private-tmp`, the nodes share what a real cluster keeps on shared storage: pytest's
+    temporary folder (the projects) and this virtualenv, where they are under /tmp."""
     global _stop_registered
     if _running and _running[0].options == options:
         if _running[0].failure:
@@ -107,9 +180,46 @@ def session_cluster(config: pytest.Config, *options: str) -> Path:
     folder = os.environ.get("SLURM_TEST_CLUSTER_DIR") or f"{tempfile.gettempdir()}/slurm-test-cluster-{os.getpid()}"
     cluster = _Cluster(options, {**ENV, "SLURM_TEST_CLUSTER_DIR": folder})
     _running.append(cluster)  # from here on, `stop` is due whatever happens
-    started = subprocess.run(["bash", SCRIPT, "start", *options], env=cluster.env, capture_output=True, text=True,
-                             timeout=120)
+    shared = (config._tmp_path_factory.getbasetemp(), Path(sys.prefix)) if "--private-tmp" in options else ()
+    shares = [word for path in shared for word in ("--share", str(path))]
+    started = subprocess.run(["bash", SCRIPT, "start", *options, *shares], env=cluster.env, capture_output=True,
+                             text=True, timeout=120)
     if started.returncode != 0:
         cluster.failure = f"cluster did not start:\n{started.stdout}\n{started.stderr}"
         pytest.fail(cluster.failure)
     return Path(folder)
+
+
+@dataclass
+class NodeFailure:
+    returncode: int
+    output: str
+    job: str  # the SLURM job that was training when its node failed
+    node: str
+
+
+def snakemake_failing_a_node(cluster: Path, root: Path, log: Path, command: list[str], model: str,
+                             then=lambda job: None, timeout: int = 240) -> NodeFailure:
+    """Run `command` (a Snakemake through the profile) in `root`, writing to `log`; once `model`
+    trains, fail its node, call `then(job)`, and wait for Snakemake to end. The node is restored
+    whatever happens."""
+    node = None
+    with log.open("w") as out, subprocess.Popen(command, cwd=root, env=ENV, stdout=out, stderr=out) as smk:
+        try:
+            def started():
+                if smk.poll() is not None:
+                    pytest.fail(f"Snakemake ended before training {model}:\n{log.read_text()}")
+                return running_training(root, model)
+            job, node = wait_until(f"training {model} starts", started, timeout=180, interval=0.2)
+            cluster_command(cluster, "fail-node", node)
+            then(job)
+            try:
+                smk.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"Snakemake still ran {timeout} s after the node failed:\n{log.read_text()}")
+        finally:
+            if smk.poll() is None:
+                smk.kill()
+            if node:
+                cluster_command(cluster, "restore-node", node)
+    return NodeFailure(smk.returncode, log.read_text(), job, node)

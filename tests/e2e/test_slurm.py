@@ -1,10 +1,10 @@
-"""`snakemake --profile profiles/slurm` on tiny data, on a real single-node SLURM cluster.
+"""`snakemake --profile profiles/slurm` on tiny data, on a real SLURM cluster.
 
-The tests share the session's test cluster (tests/e2e/slurm.py) in squeue mode: no accounting
-database, as profiles/slurm expects. The project has two of the three models: every rule still
-runs, twice for train and evaluate, and a failing job still has a sibling that completes, for
-two fewer jobs on the critical path (train and evaluate take 2 CPUs, as many as a small node has,
-so they run one after another).
+The tests share the session's test cluster (tests/e2e/slurm.py): three nodes, each with its own
+/tmp, in squeue mode: no accounting database, as profiles/slurm expects. What is particular to
+several nodes (jobs spread, nodes that fail) is tested in test_slurm_nodes.py. The project has two
+of the three models: every rule still runs, twice for train and evaluate, and a failing job still
+has a sibling that completes, for two fewer jobs on the critical path.
 """
 
 import os
@@ -16,16 +16,24 @@ import subprocess
 import pytest
 import yaml
 
-from stages.common.params import load_params
-from tests.e2e.conftest import ENV, REPO, make_project, run
-from tests.e2e.slurm import FAST_POLLING, SCRIPT, run_id, session_cluster, slurm_jobs, snakemake, snapshot
+from tests.e2e.conftest import ENV, make_project, run
+from tests.e2e.slurm import (
+    MODELS,
+    NODES,
+    SCRIPT,
+    run_id,
+    session_cluster,
+    slurm_jobs,
+    slurm_project,
+    snakemake,
+    snakemake_command,
+    snapshot,
+)
 from tests.tiny_data import files_spec, idx_bytes, tiny_arrays
 
 pytestmark = pytest.mark.e2e
-MODELS = ["conv1", "conv2"]
 # For tests that check no resources: one CPU per job, so that the jobs of one step run side by
-# side on a 2-CPU node rather than one after another (a SLURM job costs ~12 s of status polling
-# if it ends within ~11 s of its submission, ~33 s if it takes longer).
+# side on a 2-CPU node rather than one after another, even where fewer nodes than jobs are free.
 SIDE_BY_SIDE = ("--set-threads", "train=1", "evaluate=1", "sweep_train=1", "sweep_evaluate=1")
 # The rule instances of one full run, as the plugin names them in the job's comment.
 PIPELINE_JOBS = sorted(
@@ -34,22 +42,16 @@ PIPELINE_JOBS = sorted(
 )
 
 
-def slurm_project(root, tiny_mirror):
-    """make_project with only MODELS."""
-    models = load_params(REPO / "params.yaml")["models"]
-    return make_project(root, tiny_mirror, models={model: models[model] for model in MODELS})
-
-
 @pytest.fixture
 def cluster(pytestconfig):
     """The session's cluster, squeue mode, as profiles/slurm expects."""
-    return session_cluster(pytestconfig)
+    return session_cluster(pytestconfig, *NODES)
 
 
 @pytest.fixture(scope="module")
 def slurm_run(pytestconfig, tmp_path_factory, tiny_mirror):
     """The whole tiny pipeline through SLURM: (project, Snakemake's output)."""
-    session_cluster(pytestconfig)
+    session_cluster(pytestconfig, *NODES)
     root = slurm_project(tmp_path_factory.mktemp("slurm_run") / "project", tiny_mirror)
     code, output = snakemake(root)
     assert code == 0, output
@@ -136,7 +138,7 @@ def test_job_over_its_time_limit_is_reported(cluster, tmp_path):
         params["data"]["timeout_s"] = 600
         (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         log = tmp_path / "snakemake.log"
-        command = ["snakemake", "--profile", "profiles/slurm", *FAST_POLLING, "data/raw", "--retries", "0"]
+        command = snakemake_command("data/raw", "--retries", "0")
         with log.open("w") as out, subprocess.Popen(command, cwd=project, env=ENV, stdout=out, stderr=out) as smk:
             try:
                 mirror.settimeout(120)
@@ -208,20 +210,3 @@ def test_start_refuses_a_config_it_did_not_create(cluster, tmp_path):
     assert os.readlink("/etc/slurm/slurm.conf") == str(cluster / "slurm.conf")
     assert subprocess.run(["bash", SCRIPT, "status"], env={**ENV, "SLURM_TEST_CLUSTER_DIR": str(cluster)},
                           capture_output=True, timeout=60).returncode == 0
-
-
-def test_a_sweeps_points_run_as_slurm_jobs(slurm_run, cluster, tmp_path):
-    root = snapshot(slurm_run[0], tmp_path / "project")
-    (root / "sweeps").mkdir()
-    # Two points, each on one model (the `model` column): what a point's jobs are does not
-    # depend on how many models it trains, and each job costs ~12 s of polling.
-    (root / "sweeps" / "two.tsv").write_text("lr\tmodel\n0.001\tconv1\n0.01\tconv1\n")
-    code, output = snakemake(root, "sweeps", *SIDE_BY_SIDE, timeout=600)
-    assert code == 0, output
-    jobs = slurm_jobs(run_id(output))
-    points = ("lr~0.001_model~conv1", "lr~0.01_model~conv1")
-    assert sorted(jobs) == sorted(
-        [f"rule_sweep_{rule}_wildcards_two_{point}_conv1" for rule in ("train", "evaluate") for point in points]
-        + ["rule_sweep_report_wildcards_two"]), sorted(jobs)
-    assert all(job["State"] == "COMPLETED" for job in jobs.values()), jobs
-    assert len((root / "sweeps" / "two" / "results.md").read_text().splitlines()) == 2 + len(points)
