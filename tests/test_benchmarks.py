@@ -104,3 +104,53 @@ def test_throughput_measures_every_recipe_in_every_round(tiny_processed):
     assert rounds == [("1", "naive"), ("1", "stage+spe=2"), ("2", "naive"), ("2", "stage+spe=2")]
     [row] = [line for line in result.stdout.splitlines() if line.startswith("conv1  stage+spe=2")]
     assert re.search(r"\d+\.\d\dx \(\d+\.\d\d-\d+\.\d\d\)$", row)  # ratio to naive, with its spread
+
+
+def test_container_overhead_alternates_host_and_container_and_compares_their_metrics(monkeypatch, capsys):
+    from benchmarks import container_overhead
+
+    calls = []
+
+    def measured(where, folder, size, image, docker):
+        calls.append(where)
+        seconds = {"host": 100.0, "container": 110.0}[where] * calls.count(where)
+        return {"seconds": seconds, "metrics": {"conv1.json": b'{"accuracy": 0.9}'}}
+
+    monkeypatch.setattr(container_overhead, "run_once", measured)
+    monkeypatch.setattr(container_overhead.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0))
+    monkeypatch.setattr("sys.argv", ["container_overhead", "--repeats", "3"])
+    container_overhead.main()
+    assert calls == ["host", "container", "container", "host", "host", "container"]
+    out = capsys.readouterr().out
+    assert "container / host: 1.100 (1.100-1.100)" in out
+    assert "test metrics: byte-identical in every run" in out
+
+
+def test_container_overhead_without_an_image_says_how_to_build_one(run_module):
+    result = run_module("benchmarks.container_overhead", "--docker", "false", "--image", "nothing-here")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: there is no image nothing-here (or no docker daemon answers); "
+        "build it first: bash scripts/container.sh build"]
+
+
+def test_slurm_overhead_refuses_an_unknown_way(run_module):
+    result = run_module("benchmarks.slurm_overhead", "--ways", "tests,teleport")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["error: --ways: no way named teleport"]
+
+
+def test_slurm_overhead_subtracts_each_rounds_local_time_per_job(monkeypatch, capsys):
+    from benchmarks import slurm_overhead
+
+    walls = {"local": 3.0, "tests": 30.0, "profile": 60.0, "init-1": 45.0}
+    monkeypatch.setattr(slurm_overhead, "run_once", lambda folder, workflow, way, environment: walls[way])
+    monkeypatch.setattr(slurm_overhead.shutil, "which", lambda name: "/usr/sbin/" + name)
+    monkeypatch.setattr(slurm_overhead.subprocess, "run",
+                        lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout="2 CPUs\n", stderr=""))
+    monkeypatch.setattr("sys.argv", ["slurm_overhead", "--repeats", "3", "--ways", "tests"])
+    slurm_overhead.main()
+    out = capsys.readouterr().out
+    assert "| chain | tests | 30.0 (30.0-30.0) | 9.0 (9.0-9.0) |" in out  # (30 - 3) / 3 jobs
+    assert "| parallel | local | 3.0 (3.0-3.0) | - |" in out
+    assert "profile" not in out.split("| workflow |")[1]
