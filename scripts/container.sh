@@ -43,7 +43,9 @@ image=${IMAGE:-}
 
 build() {
   if [[ ${1:-} == --gpu ]]; then variant=gpu; shift; fi
-  image=${image:-fashion-mnist$([[ $variant == gpu ]] && echo -gpu)}
+  # Not `$([[ ... ]] && echo -gpu)`: its status, 1 for cpu, would end the script (set -e) silently.
+  if [[ -z $image && $variant == gpu ]]; then image=fashion-mnist-gpu; fi
+  image=${image:-fashion-mnist}
   # Docker 23 and later build with BuildKit only through the buildx plugin; Debian's docker.io
   # (20.10) has BuildKit built in. The Dockerfile's secret and cache mounts need BuildKit.
   local version

@@ -210,3 +210,14 @@ def test_jupyter_lab_serves_the_checkout_on_localhost(daemon, image, tmp_path, t
     finally:
         daemon.docker("stop", name, check=False)
         server.wait(timeout=60)
+
+
+def test_build_without_a_name_tags_the_readmes_image(daemon, image):
+    # The README's `bash scripts/container.sh build`, no IMAGE: the default name. The layers are
+    # the session image's, so this only tags; it once ended silently with status 1 instead.
+    built = container_sh(daemon, "build", "-q", IMAGE="", BASE=make_base_image(daemon))
+    assert built.returncode == 0, built.stderr
+    try:
+        assert daemon.docker("image", "inspect", "fashion-mnist", check=False).returncode == 0
+    finally:
+        daemon.docker("image", "rm", "fashion-mnist", check=False)
