@@ -9,6 +9,28 @@ import pytest
 
 from tests.processes import run_in_process, run_process
 
+# Tests run on two workers (pytest-xdist, pytest.ini). Each e2e module goes whole to one
+# worker, so that its module-scoped project is built once; the modules that share a server
+# of which a machine runs one go to the same worker. (xdist's own `xdist_group` mark does
+# the latter no more under pytest 9: pytest-dev/pytest-xdist#1386.)
+ONE_WORKER = {"tests/e2e/test_slurm": "the SLURM test cluster", "tests/e2e/test_container": "the docker daemon"}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesAndServers(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]
+            shared = [server for prefix, server in ONE_WORKER.items() if path.startswith(prefix)]
+            if shared:
+                return shared[0]
+            return path if path.startswith("tests/e2e/") else nodeid  # a unit test: any worker
+
+    return ModulesAndServers(config, log)
+
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -107,8 +129,22 @@ def tiny_model(tiny_processed, tmp_path_factory) -> Path:
     return out / "conv1.keras"
 
 
-@pytest.fixture(params=["in-process", pytest.param("process", marks=pytest.mark.e2e)])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`run_module` runs in this process; a test marked `also_as_process` runs again in a new one, in the e2e tier."""
+    if "run_module" in metafunc.fixturenames:
+        ways = ["in-process"]
+        if metafunc.definition.get_closest_marker("also_as_process"):
+            ways.append(pytest.param("process", marks=pytest.mark.e2e))
+        metafunc.parametrize("run_module", ways, indirect=True)
+
+
+@pytest.fixture
 def run_module(request):
-    """Run `python -m <module> <args>` (or a script, `<path>.py`) and return its CompletedProcess:
-    in this process in the fast tier, and again in a new process in the e2e tier (tests/processes.py)."""
+    """Run `python -m <module> <args>` (or a script, `<path>.py`) and return its CompletedProcess.
+
+    In this process (tests/processes.py), which gives the same exit status and output as a new
+    process but skips the interpreter's start-up and TensorFlow's import. What only a new process
+    shows (TensorFlow's start-up notes kept off stderr, the status the interpreter itself gives,
+    the module's own import) is the same for every case, so one test per command line is marked
+    `also_as_process` and runs both ways."""
     return run_in_process if request.param == "in-process" else run_process
