@@ -4,8 +4,8 @@ The two give the same CompletedProcess (exit status, stdout, stderr). In this pr
 run skips the interpreter's start-up and TensorFlow's import, which is most of a stage's
 time on tiny data; a new process also checks what only a process shows: TensorFlow's
 start-up notes kept off stderr, the exit status the interpreter itself gives. Tests take
-the `run_module` fixture (tests/conftest.py) to run both ways: in this process in the fast
-tier, in a new one in the e2e tier as well.
+the `run_module` fixture (tests/conftest.py): in this process, and, for one test per command
+line (marked `also_as_process`), in a new one as well, in the e2e tier.
 """
 
 import contextlib

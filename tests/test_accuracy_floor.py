@@ -34,6 +34,7 @@ def test_a_run_at_the_floors_passes(run_module, tmp_path):
     assert len(result.stdout.splitlines()) == len(floors)
 
 
+@pytest.mark.also_as_process
 @pytest.mark.parametrize("model", ["conv1", "conv3"])
 def test_a_forced_bad_run_fails_with_one_line_naming_the_model(run_module, tmp_path, model):
     floors = yaml.safe_load(FLOORS.read_text())
@@ -88,6 +89,7 @@ def assert_one_error(result: subprocess.CompletedProcess, *words: str) -> None:
         assert word in lines[0], lines[0]
 
 
+@pytest.mark.also_as_process
 def test_a_passing_run_prints_one_ok_line_per_model_of_params(run_module, tmp_path):
     result = gate_in(run_module, tmp_path)
     assert result.returncode == 0, result.stderr

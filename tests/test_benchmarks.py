@@ -12,6 +12,7 @@ def test_every_model_has_a_target_accuracy():
     assert set(TARGETS) == set(load_params("params.yaml")["models"])
 
 
+@pytest.mark.also_as_process
 def test_unknown_model_is_a_clear_error(run_module, tmp_path):
     result = run_module("benchmarks.time_to_accuracy", "--models", "conv9", "--data", str(tmp_path))
     assert result.returncode == 1

@@ -163,6 +163,7 @@ def test_corrupt_split_file_names_the_stage_that_writes_it(run_module, tiny_proc
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.also_as_process
 def test_garbage_model_file_is_named_as_such(run_module, tiny_processed, tmp_path):
     (tmp_path / "conv1.keras").write_bytes(os.urandom(300))
     result = run_module("stages.evaluate", "--model-file", str(tmp_path / "conv1.keras"), "--data", str(tiny_processed),
@@ -278,6 +279,7 @@ def test_interrupted_training_leaves_the_previous_outputs_whole(tiny_processed, 
     assert leftovers(out) == []
 
 
+@pytest.mark.also_as_process
 def test_debug_switch_shows_the_traceback(run_module, tmp_path):
     result = run_module("stages.train", *train_args(tmp_path, tmp_path), env={"PIPELINE_DEBUG": "1"})
     assert result.returncode == 1
@@ -286,6 +288,7 @@ def test_debug_switch_shows_the_traceback(run_module, tmp_path):
 
 # All or nothing ------------------------------------------------------------------------
 
+@pytest.mark.also_as_process
 def test_leftovers_of_a_killed_run_are_removed_and_ignored(run_module, tiny_processed, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

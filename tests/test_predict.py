@@ -67,6 +67,7 @@ def test_npy_batches_get_the_same_classes(trained, tiny_processed, tmp_path):
     assert predictions[3].image == f"{tmp_path / 'float.npy'}[3]"
 
 
+@pytest.mark.also_as_process
 def test_cli_prints_a_line_per_image_or_writes_a_csv(run_module, trained, tiny_processed, tmp_path):
     model, predicted = trained
     pngs = write_pngs(tmp_path, split_images(tiny_processed, 3))
