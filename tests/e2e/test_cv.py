@@ -1,6 +1,7 @@
 """k-fold cross-validation through the real `dvc` and `snakemake`, on tiny data."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -57,27 +58,42 @@ def test_dvc_runs_every_fold_of_every_model_and_only_that(dvc_cv):
     assert [line.split(" | ")[0] for line in table[2:]] == [f"| {model}" for model in MODELS]
 
 
-def test_snakemake_gives_byte_identical_results(dvc_cv, main_pipeline, tmp_path):
-    root = copy_project(main_pipeline, tmp_path / "project")
+@pytest.fixture(scope="module")
+def snakemake_cv(main_pipeline, tmp_path_factory):
+    """The same project after `snakemake -c2 cv`; only read."""
+    root = copy_project(main_pipeline, tmp_path_factory.mktemp("snakemake-cv") / "project")
     run(root, "snakemake", "-c2", "cv")
-    assert cv_files(root) == cv_files(dvc_cv[0])
+    return root
 
 
-@pytest.mark.parametrize("setting", ["cv.folds=2", "cv.seed=7"])
-def test_changing_cv_settings_reruns_only_cross_validation_in_dvc(dvc_cv, tmp_path, setting):
+def test_snakemake_gives_byte_identical_results(dvc_cv, snakemake_cv):
+    assert cv_files(snakemake_cv) == cv_files(dvc_cv[0])
+
+
+def test_changing_cv_settings_reruns_only_cross_validation_in_dvc(dvc_cv, tmp_path):
     root = copy_project(dvc_cv[0], tmp_path / "project")
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-qm", "cv results")
-    output = run(root, "dvc", "exp", "run", "-S", setting, "cv/dvc.yaml").stdout
+    output = run(root, "dvc", "exp", "run", "-S", "cv.folds=2", "cv/dvc.yaml").stdout
     ran = {stage.removeprefix("cv/dvc.yaml:") for stage in dvc_ran_and_skipped(output)[0]}
     assert ran == CV_STAGES, output
     assert "up to date" in run(root, "dvc", "status", "dvc.yaml").stdout  # the main pipeline is untouched
 
 
-def test_changing_cv_settings_reruns_only_cross_validation_in_snakemake(main_pipeline, tmp_path):
-    root = copy_project(main_pipeline, tmp_path / "project")
-    run(root, "snakemake", "-c2", "cv")
-    output = run(root, "snakemake", "-n", "-c2", "all", "cv", "--config", "cv={'folds': 2, 'seed': 0}")
+def test_a_new_cv_seed_is_a_change_to_cross_validation_only_in_dvc(dvc_cv, tmp_path):
+    root = copy_project(dvc_cv[0], tmp_path / "project")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["cv"]["seed"] = 7
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    changed = run(root, "dvc", "status", "cv/dvc.yaml").stdout
+    stages = {name.removeprefix("cv/dvc.yaml:") for name in re.findall(r"^(\S+):$", changed, re.MULTILINE)}
+    assert {f"cv_train@{model}" for model in MODELS} <= stages, changed
+    assert re.findall(r"modified:\s+(\S+)", changed) == ["cv"] * len(MODELS), changed  # the stages read all of `cv`
+    assert "up to date" in run(root, "dvc", "status", "dvc.yaml").stdout
+
+
+def test_changing_cv_settings_reruns_only_cross_validation_in_snakemake(snakemake_cv):
+    output = run(snakemake_cv, "snakemake", "-n", "-c2", "all", "cv", "--config", "cv={'folds': 2, 'seed': 0}")
     planned = planned_jobs(output.stdout + output.stderr)
     assert {rule for rule in planned if rule not in ("all", "cv")} == {"cv_train", "cv_report"}, planned
     assert planned["cv_train"] == len(MODELS)
