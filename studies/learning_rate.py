@@ -46,6 +46,7 @@ class Run:
     train_time_s: float
     epochs_run: int
     epochs_to_target: int | None  # first epoch whose validation accuracy reached TARGETS[model]
+    curve: tuple[float, ...] = ()  # validation accuracy after each epoch
 
     @property
     def seconds_to_target(self) -> float | None:
@@ -81,7 +82,7 @@ def read_run(point: Path, model: str, settings: dict[str, str]) -> Run:
             accuracies = [float(line["accuracy"]) for line in csv.DictReader(curve, delimiter="\t")]
     reached = [epoch for epoch, accuracy in enumerate(accuracies, start=1) if accuracy >= TARGETS[model]]
     return Run(settings, model, diverged, None if diverged else result[0], None if diverged else result[1],
-               timing["train_time_s"], timing["epochs_run"], reached[0] if reached else None)
+               timing["train_time_s"], timing["epochs_run"], reached[0] if reached else None, tuple(accuracies))
 
 
 def technique(settings: dict[str, str]) -> str:
@@ -240,22 +241,28 @@ def main(root: Path = SWEEPS, out: Path = OUT) -> None:
     seeds = load_runs("lr_seeds", root)
     cells = seed_cells(seeds)
     if seeds:
-        sections += ["## Step 3: the best per optimizer and depth, three seeds", "",
-                     "Test accuracy, mean ± standard deviation over seeds; in bold, the best mean "
-                     "validation accuracy at each depth.", "",
-                     *by_depth_table(cells, lambda cell: mean_sd(cell.tests)), "",
+        sections += ["## Step 3: the best per optimizer and depth, three seeds", "", *by_depth_test_accuracy(cells),
                      f"Training time to the target validation accuracy ({targets_text()}), median over "
                      "seeds; in bold as above.", "",
                      *by_depth_table(cells, lambda cell: time_text(cell.seconds_to_target)), "",
                      "Every cell:", "", *seeds_table(cells), ""]
+    write_results(out, "Learning-rate study", "studies.learning_rate", sections, plot_seeds(cells) if cells else None)
+
+
+def by_depth_test_accuracy(cells: list[Cell]) -> list[str]:
+    return ["Test accuracy, mean ± standard deviation over seeds; in bold, the best mean validation accuracy "
+            "at each depth.", "", *by_depth_table(cells, lambda cell: mean_sd(cell.tests)), ""]
+
+
+def write_results(out: Path, title: str, module: str, sections: list[str], figure: plt.Figure | None) -> None:
+    """out/results.md (the sections under a heading that says how they were made), and out/results.png."""
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "results.md") as table:
-        table.write_text("# Learning-rate study: the numbers\n\nWritten by `python -m studies.learning_rate` "
-                         "from the committed sweep points; see studies/learning_rate.md.\n\n"
-                         + "\n".join(sections))
-    if cells:
-        with atomic_path(out / "results.png") as figure:
-            save_figure(plot_seeds(cells), figure)
+        table.write_text(f"# {title}: the numbers\n\nWritten by `python -m {module}` from the committed sweep "
+                         "points; see studies/learning_rate.md.\n\n" + "\n".join(sections))
+    if figure is not None:
+        with atomic_path(out / "results.png") as path:
+            save_figure(figure, path)
 
 
 def chosen_rates(search: list[Run]) -> dict[str, str]:
