@@ -45,8 +45,13 @@ class Run:
     test: float | None
     train_time_s: float
     epochs_run: int
-    epochs_to_target: int | None  # first epoch whose validation accuracy reached TARGETS[model]
-    curve: tuple[float, ...] = ()  # validation accuracy after each epoch
+    curve: tuple[float, ...]  # validation accuracy after each epoch
+
+    @property
+    def epochs_to_target(self) -> int | None:
+        """The first epoch whose validation accuracy reached TARGETS[model]."""
+        return next((epoch for epoch, accuracy in enumerate(self.curve, start=1) if accuracy >= TARGETS[self.model]),
+                    None)
 
     @property
     def seconds_to_target(self) -> float | None:
@@ -80,9 +85,8 @@ def read_run(point: Path, model: str, settings: dict[str, str]) -> Run:
         timing = json.loads(timing_path.read_text())
         with curve_path.open() as curve:
             accuracies = [float(line["accuracy"]) for line in csv.DictReader(curve, delimiter="\t")]
-    reached = [epoch for epoch, accuracy in enumerate(accuracies, start=1) if accuracy >= TARGETS[model]]
     return Run(settings, model, diverged, None if diverged else result[0], None if diverged else result[1],
-               timing["train_time_s"], timing["epochs_run"], reached[0] if reached else None, tuple(accuracies))
+               timing["train_time_s"], timing["epochs_run"], tuple(accuracies))
 
 
 def technique(settings: dict[str, str]) -> str:
