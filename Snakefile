@@ -15,12 +15,14 @@
 # No `benchmark:` files: Snakemake counts them as outputs, so ones left by an earlier run
 # would make it redo work that `dvc repro` has since done (metrics/timing/ has the times).
 
+import functools
 import sys
 from pathlib import Path
 
 from snakemake.utils import min_version
 
-from stages.common.code import code_files
+from stages.common.code import code_digest, code_files
+from stages.common.dvc_state import dvc_reports_up_to_date
 from stages.common.params import ParamsError, as_set_args, snakemake_params
 from stages.common.sweeps import load_sweep
 
@@ -51,6 +53,38 @@ def pinned(*keys):
     return as_set_args(PARAMS, keys)
 
 
+# Content, not times, where DVC has checked it. `dvc repro` rebuilds identical files with
+# new times, and a fresh clone's times are its checkout's: Snakemake would take both for
+# changes, and retrain every committed sweep point (their models are not in git). So when
+# this run changes nothing (no --config, nothing forced) and `dvc status` finds every stage
+# up to date, the files DVC tracks (code, data, models, metrics) count as unchanged: they
+# are marked ancient(). Otherwise times count, as usual. A sweep point's model keeps its
+# time, and its code counts by content too (a digest among its params, which Snakemake
+# records). Cluster jobs skip the check (the main process made it). Decided when the DAG
+# is built, the first time an input asks: the forcing flags are not known before.
+@functools.cache
+def dvc_up_to_date():
+    settings = workflow.dag_settings
+    up_to_date = (workflow.is_main_process and not config
+                  and not (settings.forceall or settings.forcerun or settings.forcetargets)
+                  and dvc_reports_up_to_date())
+    if up_to_date:
+        print("DVC finds every stage up to date: the files it tracks count as unchanged, whatever their times.",
+              file=sys.stderr)
+    return up_to_date
+
+
+def dvc_checked(files):
+    """An input function giving `files` (a path, a pattern or a list), ancient() if DVC found them up to date."""
+    paths = [files] if isinstance(files, str) else list(files)
+
+    def checked(wildcards):
+        paths_now = [str(path).format(**wildcards) for path in paths]
+        return [ancient(path) for path in paths_now] if dvc_up_to_date() else paths_now
+
+    return checked
+
+
 rule all:
     input:
         # The models are not in git, so asking for them makes a fresh clone (whose
@@ -61,7 +95,7 @@ rule all:
 
 rule download:
     input:
-        code=code_files("stages.download"),
+        code=dvc_checked(code_files("stages.download")),
     output:
         directory("data/raw"),
     params:
@@ -80,8 +114,8 @@ rule download:
 
 rule normalize:
     input:
-        code=code_files("stages.normalize"),
-        raw=rules.download.output[0],
+        code=dvc_checked(code_files("stages.normalize")),
+        raw=dvc_checked(rules.download.output[0]),
     output:
         directory("data/interim"),
     params:
@@ -100,8 +134,8 @@ rule normalize:
 
 rule split:
     input:
-        code=code_files("stages.split"),
-        interim=rules.normalize.output[0],
+        code=dvc_checked(code_files("stages.split")),
+        interim=dvc_checked(rules.normalize.output[0]),
     output:
         directory("data/processed"),
     params:
@@ -120,8 +154,8 @@ rule split:
 
 rule train:
     input:
-        code=code_files("stages.train"),
-        data=rules.split.output[0],
+        code=dvc_checked(code_files("stages.train")),
+        data=dvc_checked(rules.split.output[0]),
     output:
         model="models/{model}.keras",
         live=directory("metrics/train/{model}"),
@@ -144,9 +178,9 @@ rule train:
 
 rule evaluate:
     input:
-        code=code_files("stages.evaluate"),
-        model=rules.train.output.model,
-        data=rules.split.output[0],
+        code=dvc_checked(code_files("stages.evaluate")),
+        model=dvc_checked(rules.train.output.model),
+        data=dvc_checked(rules.split.output[0]),
     output:
         metrics=report("metrics/test/{model}.json", category="Metrics", subcategory="{model}"),
         details="metrics/details/{model}.json",
@@ -171,10 +205,10 @@ rule evaluate:
 
 rule report:
     input:
-        code=code_files("stages.report"),
-        test=expand(rules.evaluate.output.metrics, model=MODELS),
-        details=expand(rules.evaluate.output.details, model=MODELS),
-        train=expand(rules.train.output.live, model=MODELS),
+        code=dvc_checked(code_files("stages.report")),
+        test=dvc_checked(expand(rules.evaluate.output.metrics, model=MODELS)),
+        details=dvc_checked(expand(rules.evaluate.output.details, model=MODELS)),
+        train=dvc_checked(expand(rules.train.output.live, model=MODELS)),
     output:
         table=report("metrics/results.md", category="Results"),
         figure=report("metrics/figures/validation_curves.png", category="Results"),
@@ -204,8 +238,8 @@ rule cv:
 
 rule cv_train:
     input:
-        code=code_files("stages.cv_train"),
-        data=rules.split.output[0],
+        code=dvc_checked(code_files("stages.cv_train")),
+        data=dvc_checked(rules.split.output[0]),
     output:
         "metrics/cv/{model}.json",
     params:
@@ -225,8 +259,8 @@ rule cv_train:
 
 rule cv_report:
     input:
-        code=code_files("stages.cv_report"),
-        folds=expand(rules.cv_train.output[0], model=MODELS),
+        code=dvc_checked(code_files("stages.cv_report")),
+        folds=dvc_checked(expand(rules.cv_train.output[0], model=MODELS)),
     output:
         "metrics/cv/results.md",
     params:
@@ -276,14 +310,15 @@ rule sweeps:
 
 rule sweep_train:
     input:
-        code=code_files("stages.train"),
-        data=rules.split.output[0],
+        code=dvc_checked(code_files("stages.train")),
+        data=dvc_checked(rules.split.output[0]),
     output:
         model=f"{POINT}/models/{{model}}.keras",
         live=directory(f"{POINT}/metrics/train/{{model}}"),
         timing=f"{POINT}/metrics/timing/{{model}}.json",
     params:
         values=point_pins(*TRAIN_PARAMS, "models.{model}"),
+        code=code_digest("stages.train"),  # an edit reruns the point even where its times cannot tell
     log:
         f"logs/{POINT}/train_{{model}}.log",
     conda:
@@ -300,9 +335,9 @@ rule sweep_train:
 
 rule sweep_evaluate:
     input:
-        code=code_files("stages.evaluate"),
+        code=dvc_checked(code_files("stages.evaluate")),
         model=rules.sweep_train.output.model,
-        data=rules.split.output[0],
+        data=dvc_checked(rules.split.output[0]),
     output:
         metrics=f"{POINT}/metrics/test/{{model}}.json",
         details=f"{POINT}/metrics/details/{{model}}.json",
@@ -311,6 +346,7 @@ rule sweep_evaluate:
         misclassified=f"{POINT}/metrics/figures/{{model}}/misclassified.png",
     params:
         figures=lambda wildcards, output: Path(output.confusion).parent,
+        code=code_digest("stages.evaluate"),
     log:
         f"logs/{POINT}/evaluate_{{model}}.log",
     conda:

@@ -111,6 +111,18 @@ def test_code_files_follow_imports_through_other_modules():
     assert "stages/common/training.py" not in evaluate
 
 
+def test_code_digest_changes_with_any_file_the_stage_runs_and_only_those(tmp_path, monkeypatch):
+    import stages.common.code as code
+
+    shutil.copytree(REPO / "stages", tmp_path / "stages")
+    monkeypatch.setattr(code, "ROOT", tmp_path)
+    before = {module: code.code_digest(module) for module in ("stages.train", "stages.evaluate")}
+    with (tmp_path / "stages" / "common" / "training.py").open("a") as training:  # train's, not evaluate's
+        training.write("\n# an edit\n")
+    assert code.code_digest("stages.train") != before["stages.train"]
+    assert code.code_digest("stages.evaluate") == before["stages.evaluate"]
+
+
 def test_package_init_files_hold_no_code():
     # code_files leaves them out, which is right only while they are docstrings.
     for init in (REPO / "stages").rglob("__init__.py"):

@@ -5,6 +5,7 @@ Both pipelines need this list: the Snakefile computes its rules' code inputs wit
 """
 
 import ast
+import hashlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,3 +39,11 @@ def _project_imports(path: Path) -> list[str]:
 def _path(module: str) -> Path:
     # Package __init__ files are not counted: they hold only a docstring (tests/test_code.py checks).
     return ROOT.joinpath(*module.split(".")).with_suffix(".py")
+
+
+def code_digest(module: str) -> str:
+    """A hash of the content of `module`'s code files: it changes exactly when one of them is edited."""
+    digest = hashlib.sha256()
+    for path in code_files(module):
+        digest.update(path.encode() + b"\0" + (ROOT / path).read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
