@@ -46,6 +46,10 @@ def push_cache(remote: Path, folder: Path) -> None:
     that this checkout's own DVC config stays as it is."""
     subprocess.run(["git", "clone", "--quiet", str(Path.cwd()), str(folder)], check=True)
     dvc(folder, "cache", "dir", "--local", str(Path.cwd() / ".dvc" / "cache"))
+    # Else the push succeeds with what there is, and only the first pull fails, without saying why.
+    if subprocess.run(["dvc", "checkout"], cwd=folder, capture_output=True, env=ENVIRONMENT).returncode != 0:
+        raise PipelineError("this checkout's DVC cache lacks outputs that dvc.lock names; "
+                            "run `dvc repro` or `dvc pull` here first")
     dvc(folder, "remote", "add", "--local", "--default", "bench", str(remote))
     dvc(folder, "push")
 

@@ -52,3 +52,16 @@ def test_false_without_a_lock_file_and_without_running_dvc(tmp_path, monkeypatch
 def test_false_where_dvc_fails(tmp_path):
     (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")  # not a DVC repository
     assert not dvc_reports_up_to_date(tmp_path)
+
+
+def test_false_when_dvc_does_not_answer_in_time(project, monkeypatch):
+    monkeypatch.setattr("stages.common.dvc_state.TIMEOUT_S", 0.01)
+    assert not dvc_reports_up_to_date(project)
+
+
+def test_false_when_dvc_answers_with_something_other_than_json(project, monkeypatch, tmp_path_factory):
+    fake = tmp_path_factory.mktemp("bin") / "python"
+    fake.write_text("#!/bin/sh\necho 'Everything is up to date.'\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    assert not dvc_reports_up_to_date(project)
