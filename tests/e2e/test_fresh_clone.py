@@ -22,15 +22,21 @@ def dry_run(root, *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def clone(reproduced, tmp_path_factory):
-    """A clone of a project with DVC's results and a one-point Snakemake sweep committed, after `dvc repro`."""
-    base = tmp_path_factory.mktemp("fresh_clone")
-    origin = copy_project(reproduced[0], base / "origin")
+def origin(reproduced, tmp_path_factory):
+    """A project with DVC's results and a one-point Snakemake sweep committed, the sweep run here."""
+    origin = copy_project(reproduced[0], tmp_path_factory.mktemp("origin") / "project")
     (origin / "sweeps").mkdir()
     (origin / "sweeps" / "one.tsv").write_text("lr\n0.002\n")
     run(origin, "snakemake", "-c2", "sweeps")
     run(origin, "git", "add", "-A")
     run(origin, "git", "commit", "-qm", "a sweep's results (its models stay out of git)")
+    return origin
+
+
+@pytest.fixture(scope="module")
+def clone(origin, tmp_path_factory):
+    """A fresh clone of `origin`, after `dvc repro`, and that run's output."""
+    base = tmp_path_factory.mktemp("fresh_clone")
     root = base / "clone"
     run(base, "git", "clone", "-q", str(origin), str(root))
     assert not (root / POINT / "models").exists() and (root / POINT / "metrics" / "test" / "conv1.json").exists()
@@ -89,3 +95,20 @@ def test_a_config_override_is_not_vouched_for_by_dvc(clone):
 def test_a_forced_rerun_is_not_vouched_for_by_dvc(clone):
     output = dry_run(clone[0], "-R", "report")
     assert "DVC finds every stage" not in output
+
+
+# Where a point ran, Snakemake recorded its params and code digest: a change reruns it even
+# when DVC vouches for everything (`dvc commit` records the change without running anything).
+@pytest.mark.parametrize("edit", ["params", "code"])
+def test_where_a_point_ran_a_change_to_what_it_used_reruns_it(origin, tmp_path, edit):
+    root = copy_project(origin, tmp_path / "project")
+    if edit == "params":
+        params = (root / "params.yaml").read_text()
+        (root / "params.yaml").write_text(params.replace("batch_size: 32", "batch_size: 16"))
+    else:
+        with (root / "stages" / "common" / "training.py").open("a") as training:
+            training.write("\n# an edit\n")
+    run(root, "dvc", "commit", "-f", "-q")
+    output = dry_run(root, "sweeps")
+    assert "DVC finds every stage up to date" in output
+    assert planned_jobs(output) == {"sweep_train": 3, "sweep_evaluate": 3, "sweep_report": 1, "sweeps": 1}
