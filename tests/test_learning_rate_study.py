@@ -104,3 +104,31 @@ def test_the_study_page_quotes_its_numbers_from_the_generated_tables():
     generated = set(data_rows((repo / "studies" / "learning_rate" / "results.md").read_text()))
     assert len(quoted) >= 14, "the page's step 2 and step 3 tables were not found"
     assert [row for row in quoted if row not in generated] == []
+
+
+def test_the_schedules_table_starts_from_each_optimizers_chosen_constant_rate(tmp_path):
+    (tmp_path / "lr_search.tsv").write_text("model\toptimizer\ttrain.nesterov\ttrain.schedule\tlr\n"
+                                            "conv1\tsgd\ttrue\tconstant\t0.1\nconv1\tsgd\ttrue\tconstant\t0.01\n")
+    (tmp_path / "lr_schedules.tsv").write_text("model\toptimizer\ttrain.nesterov\ttrain.schedule\tlr\n"
+                                               "conv1\tsgd\ttrue\tcosine\t0.1\nconv1\tsgd\ttrue\tstep\t0.1\n")
+    for sweep, schedule, lr, last in [("lr_search", "constant", "0.01", 0.90), ("lr_search", "constant", "0.1", 0.91),
+                                      ("lr_schedules", "cosine", "0.1", 0.93), ("lr_schedules", "step", "0.1", 0.92)]:
+        write_run(tmp_path, sweep, f"model~conv1_optimizer~sgd_train.nesterov~true_train.schedule~{schedule}_lr~{lr}",
+                  "conv1", [0.8, last], test=0.9)
+    learning_rate.main(tmp_path, tmp_path / "out")
+    text = (tmp_path / "out" / "results.md").read_text()
+    step2 = text[text.index("## Step 2"):].splitlines()
+    # The constant column is the search's point at the chosen rate (0.1), not the other one.
+    assert step2[2:5] == ["| optimizer | lr | constant | step | cosine | plateau |", "|---|---|---|---|---|---|",
+                          "| SGD+Nesterov | 0.1 | 0.9100 | 0.9200 | 0.9300 | - |"]
+
+
+def test_the_command_line_writes_the_study_under_the_current_folder(tmp_path, monkeypatch, run_module):
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "sweeps" / "lr_seeds.tsv").write_text("model\toptimizer\tlr\tseed\nconv2\tsgd\t0.1\t1\n")
+    write_run(tmp_path / "sweeps", "lr_seeds", "model~conv2_optimizer~sgd_lr~0.1_seed~1", "conv2", [0.9, 0.93], 0.931)
+    monkeypatch.chdir(tmp_path)
+    assert run_module("studies.learning_rate", "--unknown").returncode == 2
+    result = run_module("studies.learning_rate")
+    assert result.returncode == 0, result.stderr
+    assert "| conv2 | SGD+momentum | 1 |" in (tmp_path / "studies" / "learning_rate" / "results.md").read_text()
