@@ -1,4 +1,4 @@
-"""k-fold cross-validation through the real `dvc` and `snakemake`, on tiny data."""
+"""k-fold cross-validation through the real `dvc` and `snakemake`, on tiny data, each from a fresh clone."""
 
 import json
 import re
@@ -12,6 +12,7 @@ from tests.e2e.conftest import REPO, copy_project, dvc_ran_and_skipped, planned_
 pytestmark = pytest.mark.e2e
 MODELS = ["conv1", "conv2", "conv3"]
 CV_STAGES = {f"cv_train@{model}" for model in MODELS} | {"cv_report"}
+DATA_STAGES = {"download", "normalize", "split"}
 
 
 def cv_files(root) -> dict[str, bytes]:
@@ -34,9 +35,16 @@ def main_pipeline(reproduced, tmp_path_factory):
     return root
 
 
+def fresh_clone(origin, base):
+    """A `git clone` of `origin` in `base`: what a new user starts from, with no data, models or DVC cache."""
+    run(base, "git", "clone", "-q", str(origin), "clone")
+    return base / "clone"
+
+
 @pytest.fixture(scope="module")
-def dvc_cv(main_pipeline, tmp_path_factory):
-    root = copy_project(main_pipeline, tmp_path_factory.mktemp("dvc-cv") / "project")
+def dvc_cv(main_pipeline, tiny_mirror, tmp_path_factory):
+    """A fresh clone after the README's `dvc repro cv/dvc.yaml`, and DVC's output."""
+    root = fresh_clone(main_pipeline, tmp_path_factory.mktemp("dvc-cv"))
     output = run(root, "dvc", "repro", "cv/dvc.yaml").stdout
     return root, output
 
@@ -48,7 +56,7 @@ def test_the_default_repro_does_not_run_cross_validation(main_pipeline):
 def test_dvc_runs_every_fold_of_every_model_and_only_that(dvc_cv):
     root, output = dvc_cv
     ran = {stage.removeprefix("cv/dvc.yaml:") for stage in dvc_ran_and_skipped(output)[0]}
-    assert ran == CV_STAGES  # the main pipeline's stages are all cached
+    assert ran == CV_STAGES | DATA_STAGES  # the clone has no data yet; no model of the main pipeline trains
     for model in MODELS:
         result = json.loads((root / "metrics" / "cv" / f"{model}.json").read_text())
         assert [fold["fold"] for fold in result["per_fold"]] == [1, 2, 3]
@@ -59,9 +67,9 @@ def test_dvc_runs_every_fold_of_every_model_and_only_that(dvc_cv):
 
 
 @pytest.fixture(scope="module")
-def snakemake_cv(main_pipeline, tmp_path_factory):
-    """The same project after `snakemake -c2 cv`; only read."""
-    root = copy_project(main_pipeline, tmp_path_factory.mktemp("snakemake-cv") / "project")
+def snakemake_cv(main_pipeline, tiny_mirror, tmp_path_factory):
+    """Another fresh clone after `snakemake -c2 cv`."""
+    root = fresh_clone(main_pipeline, tmp_path_factory.mktemp("snakemake-cv"))
     run(root, "snakemake", "-c2", "cv")
     return root
 
@@ -74,14 +82,16 @@ def test_changing_cv_settings_reruns_only_cross_validation_in_dvc(dvc_cv, tmp_pa
     root = copy_project(dvc_cv[0], tmp_path / "project")
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-qm", "cv results")
+    main_status = run(root, "dvc", "status", "dvc.yaml").stdout  # the clone has trained no model
     output = run(root, "dvc", "exp", "run", "-S", "cv.folds=2", "cv/dvc.yaml").stdout
     ran = {stage.removeprefix("cv/dvc.yaml:") for stage in dvc_ran_and_skipped(output)[0]}
     assert ran == CV_STAGES, output
-    assert "up to date" in run(root, "dvc", "status", "dvc.yaml").stdout  # the main pipeline is untouched
+    assert run(root, "dvc", "status", "dvc.yaml").stdout == main_status  # the main pipeline is untouched
 
 
 def test_a_new_cv_seed_is_a_change_to_cross_validation_only_in_dvc(dvc_cv, tmp_path):
     root = copy_project(dvc_cv[0], tmp_path / "project")
+    main_status = run(root, "dvc", "status", "dvc.yaml").stdout
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["cv"]["seed"] = 7
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -89,14 +99,19 @@ def test_a_new_cv_seed_is_a_change_to_cross_validation_only_in_dvc(dvc_cv, tmp_p
     stages = {name.removeprefix("cv/dvc.yaml:") for name in re.findall(r"^(\S+):$", changed, re.MULTILINE)}
     assert {f"cv_train@{model}" for model in MODELS} <= stages, changed
     assert re.findall(r"modified:\s+(\S+)", changed) == ["cv"] * len(MODELS), changed  # the stages read all of `cv`
-    assert "up to date" in run(root, "dvc", "status", "dvc.yaml").stdout
+    assert run(root, "dvc", "status", "dvc.yaml").stdout == main_status
 
 
-def test_changing_cv_settings_reruns_only_cross_validation_in_snakemake(snakemake_cv):
-    output = run(snakemake_cv, "snakemake", "-n", "-c2", "all", "cv", "--config", "cv={'folds': 2, 'seed': 0}")
+def test_changing_cv_settings_reruns_only_cross_validation_in_snakemake(main_pipeline, snakemake_cv, tmp_path):
+    config = ("--config", "cv={'folds': 2, 'seed': 0}")
+    output = run(snakemake_cv, "snakemake", "-n", "-c2", "cv", *config)
     planned = planned_jobs(output.stdout + output.stderr)
-    assert {rule for rule in planned if rule not in ("all", "cv")} == {"cv_train", "cv_report"}, planned
+    assert {rule for rule in planned if rule != "cv"} == {"cv_train", "cv_report"}, planned
     assert planned["cv_train"] == len(MODELS)
+    # The clone trained no model of the main pipeline; where it did, the same config plans none of its jobs.
+    complete = copy_project(main_pipeline, tmp_path / "project")
+    output = run(complete, "snakemake", "-n", "-c2", "all", *config)
+    assert set(planned_jobs(output.stdout + output.stderr)) <= {"all"}, output.stdout
 
 
 @pytest.mark.parametrize("change, line", [
