@@ -1,7 +1,9 @@
 """studies/budget.py: the budget study's tables and figure, from sweep points' metrics files."""
 
+from pathlib import Path
+
 from studies import budget
-from tests.test_learning_rate_study import write_run
+from tests.test_learning_rate_study import data_rows, write_run
 
 LR_SEEDS = "optimizer\ttrain.schedule\ttrain.label_smoothing\tlr\tseed\tepochs\n"
 BUDGET = "model\toptimizer\tlr\ttrain.nesterov\ttrain.schedule\tseed\tepochs\n"
@@ -49,3 +51,14 @@ def test_main_writes_the_tables_and_figure(tmp_path):
     assert "| Adam, 10 epochs | 0.9100 ± 0.0000 |" in text
     assert "| SGD+Nesterov, 30 epochs | **0.9500 ± 0.0000** |" in text
     assert (tmp_path / "out" / "results.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_study_page_quotes_its_budget_numbers_from_the_generated_tables():
+    # As for the learning-rate study: a rerun of the budget study that changed a number must not
+    # leave the page's section behind.
+    repo = Path(__file__).resolve().parents[1]
+    page = (repo / "studies" / "learning_rate.md").read_text()
+    quoted = data_rows(page[page.index("## At three times the budget"):page.index("## Appendix")])
+    generated = set(data_rows((repo / "studies" / "budget" / "results.md").read_text()))
+    assert len(quoted) >= 9, "the page's budget tables were not found"
+    assert [row for row in quoted if row not in generated] == []
