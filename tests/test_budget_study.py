@@ -1,9 +1,7 @@
 """studies/budget.py: the budget study's tables and figure, from sweep points' metrics files."""
 
-from pathlib import Path
-
 from studies import budget
-from tests.test_learning_rate_study import data_rows, write_run
+from tests.test_learning_rate_study import page_rows_not_generated, write_run
 
 LR_SEEDS = "optimizer\ttrain.schedule\ttrain.label_smoothing\tlr\tseed\tepochs\n"
 BUDGET = "model\toptimizer\tlr\ttrain.nesterov\ttrain.schedule\tseed\tepochs\n"
@@ -56,9 +54,6 @@ def test_main_writes_the_tables_and_figure(tmp_path):
 def test_the_study_page_quotes_its_budget_numbers_from_the_generated_tables():
     # As for the learning-rate study: a rerun of the budget study that changed a number must not
     # leave the page's section behind.
-    repo = Path(__file__).resolve().parents[1]
-    page = (repo / "studies" / "learning_rate.md").read_text()
-    quoted = data_rows(page[page.index("## At three times the budget"):page.index("## Appendix")])
-    generated = set(data_rows((repo / "studies" / "budget" / "results.md").read_text()))
-    assert len(quoted) >= 9, "the page's budget tables were not found"
-    assert [row for row in quoted if row not in generated] == []
+    count, missing = page_rows_not_generated("## At three times the budget", "## Appendix", "budget/results.md")
+    assert count >= 9, "the page's budget tables were not found"
+    assert missing == []
