@@ -87,6 +87,12 @@ def reproduced(tmp_path_factory, tiny_mirror) -> tuple[Path, str]:
     return root, first.stdout + first.stderr
 
 
+def fresh_clone(origin: Path, base: Path) -> Path:
+    """A `git clone` of `origin` in `base`: what a new user starts from, with no data, models or DVC cache."""
+    run(base, "git", "clone", "-q", str(origin), "clone")
+    return base / "clone"
+
+
 def copy_project(source: Path, root: Path) -> Path:
     """A copy of a tiny project, its git history and DVC cache included, for a test to change."""
     shutil.copytree(source, root, symlinks=True)

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import yaml
 
-from tests.e2e.conftest import REPO, copy_project, dvc_ran_and_skipped, planned_jobs, run
+from tests.e2e.conftest import REPO, copy_project, dvc_ran_and_skipped, fresh_clone, planned_jobs, run
 
 pytestmark = pytest.mark.e2e
 MODELS = ["conv1", "conv2", "conv3"]
@@ -33,12 +33,6 @@ def main_pipeline(reproduced, tmp_path_factory):
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-qm", "cross-validation, 3 folds")
     return root
-
-
-def fresh_clone(origin, base):
-    """A `git clone` of `origin` in `base`: what a new user starts from, with no data, models or DVC cache."""
-    run(base, "git", "clone", "-q", str(origin), "clone")
-    return base / "clone"
 
 
 @pytest.fixture(scope="module")

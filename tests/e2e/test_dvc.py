@@ -9,7 +9,7 @@ import json
 import pytest
 
 from stages.common.params import parse_yaml
-from tests.e2e.conftest import copy_project, dvc_ran_and_skipped, make_project, run, wait_for_queue
+from tests.e2e.conftest import copy_project, dvc_ran_and_skipped, fresh_clone, make_project, run, wait_for_queue
 
 pytestmark = pytest.mark.e2e
 MODELS = ["conv1", "conv2", "conv3"]
@@ -205,8 +205,7 @@ def test_no_valid_mirror_fails_with_every_mirror_named(tmp_path, tiny_mirror):
 def test_fresh_clone_runs_an_experiment_on_one_model(project, tmp_path, queued):
     # A clone without a remote has no cached outputs at all; the experiment must not need
     # another model's (the top-level plots once read inside conv2's cached DVCLive folder).
-    run(tmp_path, "git", "clone", "-q", str(project[0]), "clone")
-    root = tmp_path / "clone"
+    root = fresh_clone(project[0], tmp_path)
     if queued:
         exp_run(root, "--queue", "-n", "one-model", "-S", "lr=0.00005", "train@conv1")
         run(root, "dvc", "queue", "start")
