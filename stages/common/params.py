@@ -9,13 +9,15 @@ YAML is read as YAML 1.2, the version DVC writes (`dvc exp run -S lr=0.00005` st
 and a key given twice is an error, as it is for DVC.
 """
 
+from __future__ import annotations
+
 import json
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import YAMLError
@@ -23,6 +25,9 @@ from ruamel.yaml.events import AliasEvent, NodeEvent
 
 from stages.common.errors import SHOWN_WIDTH, PipelineError, clipped, shown
 from stages.common.inputs import TEXT_LIMIT, read_text
+
+if TYPE_CHECKING:
+    import jsonschema
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "params.schema.yaml"
 
@@ -132,6 +137,13 @@ def as_set_args(config: dict[str, Any], keys: Iterable[str]) -> list[str]:
 
 
 def _validator() -> jsonschema.protocols.Validator:
+    # Where rfc3987-syntax is installed (Jupyter brings it: the dev venv, the container image),
+    # importing jsonschema builds 38 Earley parsers for the "iri" format: 2.5 s of every stage
+    # process and every Snakemake start on 2 slow cores. The schema checks no format, and
+    # jsonschema leaves that one out when the import fails, as where the package is absent.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    import jsonschema
+
     # JSON Schema counts 10.0 as an integer and NaN as a number; neither is a sane setting here.
     checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many({
         "integer": lambda _, value: isinstance(value, int) and not isinstance(value, bool),
