@@ -235,3 +235,11 @@ def test_a_fifo_as_the_params_file_is_refused_not_waited_on(tmp_path):
                     "--interim", str(tmp_path / "interim"), "--out", str(tmp_path / "processed"), timeout=30)
     assert one_error_line(run) == (f"error: {tmp_path / 'params.yaml'} is a named pipe (FIFO), not a file; "
                                    "give the path of a params file")
+
+
+def test_validating_params_builds_no_iri_parsers():
+    # A new process: this one may have imported rfc3987-syntax already (Jupyter's tests).
+    check = ("import sys; from stages.common.params import load_params; load_params('params.yaml'); "
+             "print(sorted(name for name in ('jsonschema', 'lark', 'rfc3987_syntax') if sys.modules.get(name)))")
+    shown = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60, check=True)
+    assert shown.stdout.split() == ["['jsonschema']"]
