@@ -49,6 +49,13 @@ def tiny_mirror() -> tuple[str, dict]:
     server.close()
 
 
+def only_models(*names: str) -> dict:
+    """params.yaml's `models`, only `names`: for make_project(models=...), where a test needs every
+    rule to run but not for every model (two models still show what runs per model)."""
+    every = load_params(REPO / "params.yaml")["models"]
+    return {name: every[name] for name in names}
+
+
 def make_project(root: Path, tiny_mirror: tuple[str, dict], **overrides) -> Path:
     """Copy the project into `root`, set tiny-data params, and commit it in a fresh git+DVC repo."""
     url, files = tiny_mirror

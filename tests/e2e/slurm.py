@@ -25,8 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.common.params import load_params
-from tests.e2e.conftest import ENV, REPO, make_project
+from tests.e2e.conftest import ENV, REPO, make_project, only_models
 
 SCRIPT = REPO / "scripts" / "slurm-test-cluster.sh"
 # The cluster the tests run on: three nodes (node1-3), each with its own /tmp.
@@ -46,8 +45,7 @@ MODELS = ["conv1", "conv2"]
 
 def slurm_project(root: Path, tiny_mirror, models: list[str] = MODELS) -> Path:
     """make_project with only `models`."""
-    every = load_params(REPO / "params.yaml")["models"]
-    return make_project(root, tiny_mirror, models={model: every[model] for model in models})
+    return make_project(root, tiny_mirror, models=only_models(*models))
 
 
 def snakemake_command(*args: str) -> list[str]:
