@@ -1,3 +1,5 @@
+import gzip
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -87,6 +89,31 @@ class MirrorServer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+# The e2e tests' tiny dataset is served all session long by one mirror in the process that starts the
+# workers (xdist's controller), so that a project built by one worker, whose params name the mirror,
+# still downloads in the other worker's tests (tests/e2e/conftest.py's `reproduced`).
+TINY_MIRROR_URL = "TESTS_TINY_MIRROR_URL"
+TINY_SIZES = {"n_train": 200, "n_test": 50}
+_tiny_mirror = pytest.StashKey[MirrorServer]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or TINY_MIRROR_URL in os.environ:
+        return  # a worker: it inherited the controller's environment
+    from tests.tiny_data import GZ_NAMES, idx_bytes, tiny_arrays
+
+    server = config.stash[_tiny_mirror] = MirrorServer()
+    for role, data in idx_bytes(tiny_arrays(**TINY_SIZES)).items():
+        server.routes[f"/fmnist/{GZ_NAMES[role]}"] = Reply(body=gzip.compress(data))
+    os.environ[TINY_MIRROR_URL] = f"{server.url}/fmnist/"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _tiny_mirror in config.stash:
+        config.stash[_tiny_mirror].close()
+        del os.environ[TINY_MIRROR_URL]
 
 
 @pytest.fixture

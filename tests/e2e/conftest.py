@@ -1,5 +1,6 @@
 """A throw-away copy of this project, in its own git repo, pointed at tiny data served over HTTP."""
 
+import fcntl
 import os
 import re
 import shutil
@@ -12,8 +13,8 @@ import pytest
 import yaml
 
 from stages.common.params import load_params
-from tests.conftest import MirrorServer, Reply
-from tests.tiny_data import GZ_NAMES, files_spec, idx_bytes, tiny_arrays
+from tests.conftest import TINY_MIRROR_URL, TINY_SIZES
+from tests.tiny_data import files_spec, idx_bytes, tiny_arrays
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_FILES = [
@@ -38,15 +39,9 @@ def run(cwd: Path, *command: str, check: bool = True) -> subprocess.CompletedPro
 
 @pytest.fixture(scope="session")
 def tiny_mirror() -> tuple[str, dict]:
-    """An HTTP mirror on 127.0.0.1 serving tiny gzipped IDX files, and their `data.files` spec."""
-    import gzip
-
-    server = MirrorServer()
-    raw = idx_bytes(tiny_arrays(n_train=200, n_test=50))
-    for role, data in raw.items():
-        server.routes[f"/fmnist/{GZ_NAMES[role]}"] = Reply(body=gzip.compress(data))
-    yield f"{server.url}/fmnist/", files_spec(raw)
-    server.close()
+    """The session's HTTP mirror on 127.0.0.1 (tests/conftest.py), serving tiny gzipped IDX files, and
+    their `data.files` spec."""
+    return os.environ[TINY_MIRROR_URL], files_spec(idx_bytes(tiny_arrays(**TINY_SIZES)))
 
 
 def only_models(*names: str) -> dict:
@@ -81,13 +76,29 @@ def make_project(root: Path, tiny_mirror: tuple[str, dict], **overrides) -> Path
 
 
 @pytest.fixture(scope="session")
-def reproduced(tmp_path_factory, tiny_mirror) -> tuple[Path, str]:
+def reproduced(tmp_path_factory, tiny_mirror, worker_id) -> tuple[Path, str]:
     """A tiny project after `dvc repro`, its results committed, and that run's output.
 
-    Built once per test session and only read: a test that changes a project works on its
-    own copy (`copy_project`).
+    Built once per test session, by the first xdist worker that needs it, in the workers' shared
+    folder; each worker reads its own copy of it. A test that changes a project works on a copy of
+    that (`copy_project`).
     """
-    root = make_project(tmp_path_factory.mktemp("reproduced") / "project", tiny_mirror)
+    if worker_id == "master":  # no xdist: this process's session is the whole session
+        return build_reproduced(tmp_path_factory.mktemp("reproduced") / "project", tiny_mirror)
+    shared = tmp_path_factory.getbasetemp().parent / "reproduced"
+    with open(f"{shared}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits here while this one builds it
+        if not (shared / "output.txt").exists():
+            shutil.rmtree(shared / "project", ignore_errors=True)  # a build that failed in a worker before
+            _, output = build_reproduced(shared / "project", tiny_mirror)
+            (shared / "output.tmp").write_text(output)
+            (shared / "output.tmp").rename(shared / "output.txt")
+        root = copy_project(shared / "project", tmp_path_factory.mktemp("reproduced") / "project")
+    return root, (shared / "output.txt").read_text()
+
+
+def build_reproduced(root: Path, tiny_mirror: tuple[str, dict]) -> tuple[Path, str]:
+    make_project(root, tiny_mirror)
     first = run(root, "dvc", "repro")
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-qm", "results")
