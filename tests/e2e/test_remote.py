@@ -1,7 +1,8 @@
 """Sharing results through DVC remotes: a local folder and a real SSH server on 127.0.0.1.
 
-One project ("A") runs the tiny pipeline once and pushes its outputs and run-cache to both
-remotes; every test then works in fresh clones of it, so no test needs another's leftovers.
+One project ("A", a copy of the session's tiny `reproduced` project) pushes its outputs and
+run-cache to both remotes; every test then works in fresh clones of it, so no test needs
+another's leftovers.
 """
 
 import csv
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.conftest import ENV, dvc_ran_and_skipped, make_project
+from tests.e2e.conftest import ENV, copy_project, dvc_ran_and_skipped
 from tests.e2e.sshd import SSHServer, client_home, free_port
 
 pytestmark = pytest.mark.e2e
@@ -56,21 +57,19 @@ def sh(tmp_path_factory, sshd) -> Shell:
 
 
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory, tiny_mirror, sshd, sh):
-    """Project A, run once and pushed to both remotes; clones come from its bare git `origin`.
+def origin(tmp_path_factory, reproduced, sshd, sh):
+    """Project A, its results pushed to both remotes; clones come from its bare git `origin`.
 
     Returns (A's folder, the bare repo, `dvc push --run-cache`'s output).
     """
     base = tmp_path_factory.mktemp("origin")
-    a = make_project(base / "a", tiny_mirror)
+    a = copy_project(reproduced[0], base / "a")
     sh(a, "dvc", "remote", "add", "-d", "local", str(base / "local-storage"))
     sh(a, "dvc", "remote", "add", "ssh", sshd.url(base / "ssh-storage"))
     sh(a, "dvc", "remote", "modify", "--local", "ssh", "keyfile", str(sshd.client_key))  # a credential: not committed
     for remote in REMOTES:  # as the README sets up a remote: what is pulled is checked against its hash
         sh(a, "dvc", "remote", "modify", remote, "verify", "true")
-    sh(a, "dvc", "repro")
-    sh(a, "git", "add", "-A")
-    sh(a, "git", "commit", "-qm", "results, and where they are stored")
+    sh(a, "git", "commit", "-qam", "where the results are stored")
     pushed = sh(a, "dvc", "push", "--run-cache")
     sh(a, "dvc", "push", "--run-cache", "-r", "ssh")
     sh(a, "gto", "register", "conv2", "--version", "v1.0.0")  # the registry's tag: conv2@v1.0.0
