@@ -108,15 +108,13 @@ def test_report_holds_metrics_and_plots(workflow, tmp_path):
     assert {"misclassified.png", "validation_curves.png", "results.md"} <= set(files)
 
 
-def test_dvc_and_snakemake_write_identical_results_and_agree_they_are_done(workflow, tmp_path):
-    copy = copy_project(workflow, tmp_path / "dvc_copy")
-    for generated in ("data/raw", "data/interim", "data/processed", "models", "metrics", ".snakemake"):
-        shutil.rmtree(copy / generated)
-    run(copy, "dvc", "repro")
+def test_dvc_and_snakemake_write_identical_results_and_agree_they_are_done(workflow, reproduced, tmp_path):
+    # `reproduced` is the same tiny project (same params, same mirror) after `dvc repro`.
+    dvc_run = copy_project(reproduced[0], tmp_path / "dvc_run")
     for path in [*(f"metrics/test/{model}.json" for model in MODELS), *(f"models/{model}.keras" for model in MODELS),
                  "metrics/results.md", "metrics/train/conv2/metrics.json"]:
-        assert (copy / path).read_bytes() == (workflow / path).read_bytes(), path
-    assert dry_run(copy) == {}  # after dvc repro, Snakemake plans nothing
+        assert (dvc_run / path).read_bytes() == (workflow / path).read_bytes(), path
+    assert dry_run(dvc_run) == {}  # after dvc repro, Snakemake plans nothing
 
 
 @pytest.mark.parametrize(
