@@ -85,10 +85,10 @@ def test_exp_show_lists_the_experiment_with_its_params_and_metrics(small_lr_expe
         assert set(data["metrics"][f"metrics/test/{model}.json"]["data"]) == {"accuracy", "loss"}
 
 
-@pytest.mark.parametrize("model, setting, value", [("conv1", "conv_dropout", "0.3"), ("conv2", "dense_units", "16"),
-                                                    ("conv3", "dense_dropout", "0.1")])
-def test_one_models_setting_reruns_only_that_model(project, tmp_path, model, setting, value):
+def test_one_models_setting_reruns_only_that_model(project, tmp_path):
+    # The middle model: the one before it and the one after it must both stay cached.
     root = copy_project(project[0], tmp_path / "project")
+    model, setting, value = "conv2", "dense_units", "16"
     _, output = exp_run(root, "-S", f"models.{model}.{setting}={value}")
     ran, skipped = dvc_ran_and_skipped(output)
     assert ran == {f"train@{model}", f"evaluate@{model}", "report"}
@@ -97,11 +97,18 @@ def test_one_models_setting_reruns_only_that_model(project, tmp_path, model, set
 
 
 def test_every_form_of_a_float_is_a_float(project, tmp_path):
+    # Each form in one run, on four float settings that training reads; the stage validates them all.
+    forms = {"lr": ("1e-3", 1e-3), "momentum": ("1E-4", 1e-4), "train.weight_decay": (".5e-4", 5e-05),
+             "train.label_smoothing": ("3.0e-4", 3e-4)}
     root = copy_project(project[0], tmp_path / "project")
-    for text, value in (("1e-3", 1e-3), ("1E-4", 1e-4), (".5e-4", 5e-05), ("3.0e-4", 3e-4)):
-        _, output = exp_run(root, "-S", f"lr={text}", "train@conv1")
-        assert "Running stage 'train@conv1'" in output, output
-        assert parse_yaml((root / "params.yaml").read_text())["lr"] == value
+    settings = [word for key, (text, _) in forms.items() for word in ("-S", f"{key}={text}")]
+    _, output = exp_run(root, *settings, "train@conv1")
+    assert "Running stage 'train@conv1'" in output, output
+    params = parse_yaml((root / "params.yaml").read_text())
+    for key, (_, value) in forms.items():
+        section, _, name = key.rpartition(".")
+        written = (params[section] if section else params)[name]
+        assert type(written) is float and written == value, (key, written)
 
 
 @pytest.mark.parametrize("setting, line", [
