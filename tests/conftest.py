@@ -31,7 +31,21 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
                 return shared[0]
             return path if path.startswith("tests/e2e/") else nodeid  # a unit test: any worker
 
+        def _assign_work_unit(self, node) -> None:
+            # xdist hands out scopes with the most tests first, so a slow e2e module of one or two
+            # tests came among the hundreds of one-test unit scopes, often last, with the other
+            # worker idle. The e2e scopes go first (in xdist's order); unit tests fill in at the end.
+            if not getattr(self, "e2e_first", False):
+                for scope in [scope for scope in self.workqueue if is_unit_scope(scope)]:
+                    self.workqueue.move_to_end(scope)
+                self.e2e_first = True
+            super()._assign_work_unit(node)
+
     return ModulesAndServers(config, log)
+
+
+def is_unit_scope(scope: str) -> bool:
+    return "::" in scope and not scope.startswith("tests/e2e/")
 
 
 @pytest.hookimpl(tryfirst=True)
