@@ -31,11 +31,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
                 return shared[0]
             return path if path.startswith("tests/e2e/") else nodeid  # a unit test: any worker
 
+        e2e_first = False
+
         def _assign_work_unit(self, node) -> None:
             # xdist hands out scopes with the most tests first, so a slow e2e module of one or two
             # tests came among the hundreds of one-test unit scopes, often last, with the other
             # worker idle. The e2e scopes go first (in xdist's order); unit tests fill in at the end.
-            if not getattr(self, "e2e_first", False):
+            if not self.e2e_first:
                 for scope in [scope for scope in self.workqueue if is_unit_scope(scope)]:
                     self.workqueue.move_to_end(scope)
                 self.e2e_first = True
@@ -115,7 +117,7 @@ _tiny_mirror = pytest.StashKey[MirrorServer]()
 
 def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput") or TINY_MIRROR_URL in os.environ:
-        return  # a worker: it inherited the controller's environment
+        return  # a worker, which inherited the controller's environment, or a pytest run inside one
     from tests.tiny_data import GZ_NAMES, idx_bytes, tiny_arrays
 
     server = config.stash[_tiny_mirror] = MirrorServer()
@@ -145,7 +147,7 @@ def tiny_processed(tmp_path_factory) -> Path:
     from tests.tiny_data import GZ_NAMES, files_spec, idx_bytes, tiny_arrays
 
     root = tmp_path_factory.mktemp("tiny")
-    raw = idx_bytes(tiny_arrays(n_train=200, n_test=50))
+    raw = idx_bytes(tiny_arrays(**TINY_SIZES))
     (root / "raw").mkdir()
     for role, data in raw.items():
         (root / "raw" / raw_name(GZ_NAMES[role])).write_bytes(data)
