@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from stages import sweep_report
+from stages.common import params
 from stages.common.errors import PipelineError
 from stages.common.params import ParamsError, load_params
 from stages.common.sweeps import load_sweep
@@ -33,6 +34,20 @@ def test_without_a_model_column_every_point_trains_every_model(tmp_path):
     table.write_text("lr\n0.01\n")
     [point] = load_sweep(table, PARAMS).values()
     assert point.models == ["conv1", "conv2", "conv3"]
+
+
+def test_a_sweep_reads_the_schema_once_for_all_its_points(tmp_path, monkeypatch):
+    # Every Snakemake start loads every committed sweep (77 points), twice per SLURM job: read
+    # once per point, the schema took 3 of a start's 6.6 s on 2 slow cores.
+    reads = []
+    read_text = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda path, *args, **kwargs: (
+        reads.append(path.name), read_text(path, *args, **kwargs))[1])
+    table = tmp_path / "lr.tsv"
+    table.write_text("lr\n" + "".join(f"0.0{digit}\n" for digit in range(1, 10)))
+    params._validator.cache_clear()
+    assert len(load_sweep(table, PARAMS)) == 9
+    assert reads.count("params.schema.yaml") == 1
 
 
 def test_an_unknown_model_is_refused_with_its_line(tmp_path):

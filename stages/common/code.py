@@ -5,6 +5,7 @@ Both pipelines need this list: the Snakefile computes its rules' code inputs wit
 """
 
 import ast
+import functools
 import hashlib
 from pathlib import Path
 
@@ -26,14 +27,20 @@ def code_files(module: str) -> list[str]:
 
 
 def _project_imports(path: Path) -> list[str]:
+    found = _imported_names(path.read_text(), str(path))
+    return [name for name in found if name.split(".")[0] == PACKAGE and _path(name).is_file()]
+
+
+@functools.cache  # by content: the Snakefile asks for every rule's files, and they share most modules
+def _imported_names(source: str, filename: str) -> list[str]:
     found = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(ast.parse(source, filename=filename)):
         if isinstance(node, ast.Import):
             found += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             # `from stages.common import cli` imports the module stages.common.cli
             found += [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
-    return [name for name in found if name.split(".")[0] == PACKAGE and _path(name).is_file()]
+    return found
 
 
 def _path(module: str) -> Path:

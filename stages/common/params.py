@@ -11,6 +11,7 @@ and a key given twice is an error, as it is for DVC.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -136,6 +137,7 @@ def as_set_args(config: dict[str, Any], keys: Iterable[str]) -> list[str]:
     return args
 
 
+@functools.cache  # built once per process: a sweep validates each of its points
 def _validator() -> jsonschema.protocols.Validator:
     # Where rfc3987-syntax is installed (Jupyter brings it: the dev venv, the container image),
     # importing jsonschema builds 38 Earley parsers for the "iri" format: 2.5 s of every stage
