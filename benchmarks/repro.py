@@ -24,13 +24,31 @@ from pathlib import Path
 from stages.common import cli
 from stages.common.errors import PipelineError
 
+# The tools of this environment (dvc, snakemake), whatever the shell's PATH.
+ENVIRONMENT = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
-def run_once(revision: str, folder: Path) -> dict:
+
+def clone_at(revision: str, folder: Path) -> None:
+    """A fresh clone of this repository in `folder`, checked out at `revision`."""
     subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(Path.cwd()), str(folder)], check=True)
     subprocess.run(["git", "-C", str(folder), "checkout", "--quiet", revision], check=True)
-    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def resolve(revisions: dict[str, str]) -> dict[str, str]:
+    """{label: short hash} for {label: any git revision}; a one-line error for one that is not."""
+    resolved = {}
+    for label, revision in revisions.items():
+        result = subprocess.run(["git", "rev-parse", "--short", revision], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise PipelineError(f"--{label} {revision!r} is not a git revision here")
+        resolved[label] = result.stdout.strip()
+    return resolved
+
+
+def run_once(revision: str, folder: Path) -> dict:
+    clone_at(revision, folder)
     started = time.perf_counter()
-    result = subprocess.run(["dvc", "repro"], cwd=folder, capture_output=True, text=True, env=environment)
+    result = subprocess.run(["dvc", "repro"], cwd=folder, capture_output=True, text=True, env=ENVIRONMENT)
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise PipelineError(f"dvc repro at {revision} failed in {folder}: "
@@ -52,13 +70,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="keep every run's clone under this folder")
     args = parser.parse_args()
-    revisions = {}
-    for label in ("before", "after"):
-        resolved = subprocess.run(["git", "rev-parse", "--short", getattr(args, label)],
-                                  capture_output=True, text=True)
-        if resolved.returncode != 0:
-            raise PipelineError(f"--{label} {getattr(args, label)!r} is not a git revision here")
-        revisions[label] = resolved.stdout.strip()
+    revisions = resolve({"before": args.before, "after": args.after})
 
     root = Path(tempfile.mkdtemp(prefix="repro-benchmark-")) if args.keep is None else args.keep
     runs: dict[str, list[dict]] = {"before": [], "after": []}
