@@ -22,13 +22,12 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
+from benchmarks.repro import timed
 from stages.common import cli
 from stages.common.errors import PipelineError
 from stages.common.params import load_params
@@ -60,13 +59,7 @@ def run_once(where: str, folder: Path, size: str, image: str, docker: str) -> di
     else:
         command = [docker, "run", "--rm", "--init", "-v", f"{folder}:{folder}", "-w", str(folder),
                    "-u", f"{os.getuid()}:{os.getgid()}", image, "dvc", "repro"]
-    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    started = time.perf_counter()
-    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, env=environment)
-    seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        raise PipelineError(f"dvc repro on the {where} failed in {folder}: "
-                            f"{(result.stderr.strip().splitlines() or ['(no message)'])[-1]}")
+    seconds = timed(command, folder, f"dvc repro on the {where}")
     metrics = {path.name: path.read_bytes() for path in sorted((folder / "metrics/test").glob("*.json"))}
     return {"seconds": seconds, "metrics": metrics}
 

@@ -45,14 +45,20 @@ def resolve(revisions: dict[str, str]) -> dict[str, str]:
     return resolved
 
 
-def run_once(revision: str, folder: Path) -> dict:
-    clone_at(revision, folder)
+def timed(command: list[str], folder: Path, what: str) -> float:
+    """Seconds `command` took in `folder`, with this environment's tools; a one-line error if it failed."""
     started = time.perf_counter()
-    result = subprocess.run(["dvc", "repro"], cwd=folder, capture_output=True, text=True, env=ENVIRONMENT)
+    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, env=ENVIRONMENT)
     seconds = time.perf_counter() - started
     if result.returncode != 0:
-        raise PipelineError(f"dvc repro at {revision} failed in {folder}: "
+        raise PipelineError(f"{what} failed in {folder}: "
                             f"{(result.stderr.strip().splitlines() or ['(no message)'])[-1]}")
+    return seconds
+
+
+def run_once(revision: str, folder: Path) -> dict:
+    clone_at(revision, folder)
+    seconds = timed(["dvc", "repro"], folder, f"dvc repro at {revision}")
     metrics = {path.stem: json.loads(path.read_text()) for path in sorted((folder / "metrics/test").glob("*.json"))}
     training = {path.stem: json.loads(path.read_text())["train_time_s"]
                 for path in sorted((folder / "metrics/timing").glob("*.json"))}

@@ -14,26 +14,14 @@ the per-round after/before ratios.
 
 import shutil
 import statistics
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from benchmarks.repro import ENVIRONMENT, clone_at, resolve
+from benchmarks.repro import clone_at, resolve, timed
 from stages.common import cli
-from stages.common.errors import PipelineError
 
 COMMAND = ["snakemake", "--list-rules"]
-
-
-def time_once(folder: Path) -> float:
-    started = time.perf_counter()
-    result = subprocess.run(COMMAND, cwd=folder, capture_output=True, text=True, env=ENVIRONMENT)
-    seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        raise PipelineError(f"{' '.join(COMMAND)} failed in {folder}: "
-                            f"{(result.stderr.strip().splitlines() or ['(no message)'])[-1]}")
-    return seconds
+SHOWN = " ".join(COMMAND)
 
 
 def main() -> None:
@@ -49,16 +37,16 @@ def main() -> None:
     try:
         for label, revision in revisions.items():
             clone_at(revision, root / label)
-            time_once(root / label)  # compiles the clone's Python files, as any earlier run has
+            timed(COMMAND, root / label, SHOWN)  # compiles the clone's Python files, as any earlier run has
         for round_number in range(1, args.repeats + 1):
             for label, revision in revisions.items():
-                seconds[label].append(time_once(root / label))
+                seconds[label].append(timed(COMMAND, root / label, SHOWN))
                 print(f"round {round_number}: {label:6} {revision}  {seconds[label][-1]:5.2f} s", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
     ratios = [after / before for before, after in zip(seconds["before"], seconds["after"])]
-    print(f"\n`{' '.join(COMMAND)}`, {args.repeats} interleaved rounds, median (min-max):")
+    print(f"\n`{SHOWN}`, {args.repeats} interleaved rounds, median (min-max):")
     for label, revision in revisions.items():
         print(f"  {label:6} {revision}: {statistics.median(seconds[label]):5.2f} s "
               f"({min(seconds[label]):.2f}-{max(seconds[label]):.2f})")
