@@ -13,7 +13,7 @@ from tests.e2e.conftest import copy_project, planned_jobs, run
 
 pytestmark = pytest.mark.e2e
 MODELS = ["conv1", "conv2", "conv3"]
-POINT = "sweeps/one/lr~0.002"
+POINT = "sweeps/one/model~conv1_lr~0.002"
 
 
 def dry_run(root, *args: str) -> str:
@@ -23,10 +23,10 @@ def dry_run(root, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def origin(reproduced, tmp_path_factory):
-    """A project with DVC's results and a one-point Snakemake sweep committed, the sweep run here."""
+    """A project with DVC's results and a one-point Snakemake sweep (conv1 only) committed, the sweep run here."""
     origin = copy_project(reproduced[0], tmp_path_factory.mktemp("origin") / "project")
     (origin / "sweeps").mkdir()
-    (origin / "sweeps" / "one.tsv").write_text("lr\n0.002\n")
+    (origin / "sweeps" / "one.tsv").write_text("model\tlr\nconv1\t0.002\n")
     run(origin, "snakemake", "-c2", "sweeps")
     run(origin, "git", "add", "-A")
     run(origin, "git", "commit", "-qm", "a sweep's results (its models stay out of git)")
@@ -82,7 +82,7 @@ def test_a_code_edit_is_still_a_change(clone, tmp_path):
         training.write("\n# an edit\n")
     assert "DVC finds every stage" not in dry_run(root)  # DVC sees the edit: times count again
     output = dry_run(root, "sweeps")
-    assert planned_jobs(output)["sweep_train"] == 3
+    assert planned_jobs(output)["sweep_train"] == 1  # the point's one model
     assert re.search(r"reason: .*Updated input files: .*stages/common/training\.py", output)
 
 
@@ -111,4 +111,4 @@ def test_where_a_point_ran_a_change_to_what_it_used_reruns_it(origin, tmp_path, 
     run(root, "dvc", "commit", "-f", "-q")
     output = dry_run(root, "sweeps")
     assert "DVC finds every stage up to date" in output
-    assert planned_jobs(output) == {"sweep_train": 3, "sweep_evaluate": 3, "sweep_report": 1, "sweeps": 1}
+    assert planned_jobs(output) == {"sweep_train": 1, "sweep_evaluate": 1, "sweep_report": 1, "sweeps": 1}
