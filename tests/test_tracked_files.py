@@ -4,6 +4,7 @@ DVC is asked for its stages (its own index of dvc.yaml, foreach expanded), as in
 tests/test_wiring.py, so the check is of the outputs DVC writes, not of file text.
 """
 
+import hashlib
 import os
 import subprocess
 
@@ -56,3 +57,18 @@ def test_every_stage_in_dvc_lock_is_a_stage_of_dvc_yaml(dvc_stages):
     stale = [stage for stage in locked if stage not in dvc_stages]
     assert stale == [], f"dvc.lock keeps stages dvc.yaml no longer has: {stale}; delete their entries from dvc.lock"
     assert "download" in locked and "report" in locked  # the check reads the real stage names
+
+
+@pytest.mark.parametrize("lock", ["dvc.lock", "cv/dvc.lock"])
+def test_every_code_file_in_a_lock_is_recorded_as_it_is_now(lock):
+    # A stage's code edited without its lock updated looks changed in every clone:
+    # `dvc repro --pull` retrains instead of downloading, and `dvc status` is never clean.
+    # Paths are from each stage's working folder: the project root for both (cv's stages set `wdir: ..`).
+    recorded = {REPO / dep["path"]: dep["md5"]
+                for stage in parse_yaml((REPO / lock).read_text())["stages"].values()
+                for dep in stage.get("deps", []) if dep["path"].endswith(".py")}
+    assert recorded, f"{lock} records no code file: does it still list its stages' modules?"
+    stale = sorted(str(path.relative_to(REPO)) for path, md5 in recorded.items()
+                   if hashlib.md5(path.read_bytes()).hexdigest() != md5)
+    assert stale == [], (f"{lock} records other contents of {stale}; run the stages (`dvc repro`) or, where "
+                         f"outputs cannot change, `dvc commit`, and commit {lock}")
