@@ -12,16 +12,21 @@ from tests.e2e.conftest import copy_project, make_project, only_models, planned_
 
 pytestmark = pytest.mark.e2e
 DATA_STAGES = ("download", "normalize", "split")
+README = Path(__file__).parents[2] / "README.md"
+GRID = {(optimizer, lr) for optimizer in ("adam", "sgd") for lr in (0.001, 0.01)}
+RUN = {("adam", 0.01), ("sgd", 0.01)}  # the points run: every point trains alike on tiny data
+
+
+def readme_command(start: str, comment: str = "") -> list[str]:
+    """The words of the README's one command line that begins with `start`, its comment with `comment`."""
+    [command] = set(re.findall(rf"^({re.escape(start)} [^#\n]*?)\s+#\s*{re.escape(comment)}", README.read_text(),
+                               re.MULTILINE))
+    return shlex.split(command)
 
 
 @pytest.fixture(scope="module")
 def baseline(reproduced):
     return reproduced[0]
-
-
-README = Path(__file__).parents[2] / "README.md"
-GRID = {(optimizer, lr) for optimizer in ("adam", "sgd") for lr in (0.001, 0.01)}
-RUN = {("adam", 0.01), ("sgd", 0.01)}  # the points run: every point trains alike on tiny data
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +37,7 @@ def grid(baseline, tmp_path_factory):
     queue's status once every point ran.
     """
     root = copy_project(baseline, tmp_path_factory.mktemp("grid") / "project")
-    [command] = set(re.findall(r"^(dvc exp run --queue [^#\n]*?)\s+# queue the 2 x 2 grid", README.read_text(),
-                               re.MULTILINE))
-    run(root, *shlex.split(command))
+    run(root, *readme_command("dvc exp run --queue", "queue the 2 x 2 grid"))
     queued = {row["Experiment"]: (row["optimizer"], float(row["lr"])) for row in experiments(root)}
     run(root, "dvc", "queue", "remove", *(name for name, point in queued.items() if point not in RUN))
     run(root, "dvc", "exp", "run", "--queue", "-S", "optimizer=sgd", "-S", "lr=1e20")
@@ -67,9 +70,7 @@ def test_every_point_run_succeeds(grid):
 
 def test_the_readmes_exp_show_keeps_the_changed_params_and_the_test_metrics(grid):
     root, _, _ = grid
-    [command] = set(re.findall(r"^(dvc exp show --only-changed [^#\n]*?)\s+#", README.read_text(), re.MULTILINE))
-    words = shlex.split(command)
-    table = run(root, *words, "--csv", "--hide-workspace").stdout
+    table = run(root, *readme_command("dvc exp show --only-changed"), "--csv", "--hide-workspace").stdout
     columns = next(csv.reader(io.StringIO(table)))
     assert set(columns) - {"Experiment", "rev", "typ", "Created", "State", "Executor"} == {
         "optimizer", "lr", *(f"metrics/test/{model}.json:{metric}"
