@@ -158,6 +158,9 @@ MinJobAge=3600
 ReturnToService=2
 # A job past its time limit gets SIGKILL 5 s after SIGTERM, not 30: failures show up sooner.
 KillWait=5
+# A job starts when it is submitted, not at the scheduler's next pass up to 3 s later (its
+# default batch_sched_delay): each job of a chain waited about 2 s for that pass.
+SchedulerParameters=batch_sched_delay=0
 GresTypes=gpu
 $node_line CPUs=$cpus RealMemory=$memory Gres=gpu:$GPUS State=UNKNOWN
 PartitionName=debug Nodes=$names Default=YES MaxTime=INFINITE State=UP
