@@ -10,7 +10,7 @@ needs the one before, and three independent jobs. Each is run from a fresh folde
   local     snakemake -c2
   tests     as the e2e tests run it (tests/e2e/slurm.py): the plugin's first status check 1 s
             after a submission, and every later one at most 1 s after the last, through
-            tests/e2e/snakemake_fast_polling.py (test clusters only)
+            tests/e2e/snakemake_test_cluster.py (test clusters only)
   init-1    snakemake --profile profiles/slurm --slurm-init-seconds-before-status-checks 1: the
             first check after 1 s, then the plugin's own back-off, 10 s longer after each check
             at which nothing finished (what the tests used before)
@@ -66,7 +66,7 @@ rule leaf:
     shell: "echo {{wildcards.i}} > {{output}}"
 """
 PROFILE = ["--profile", str(REPO / "profiles" / "slurm")]
-FAST_POLLING = [sys.executable, str(REPO / "tests" / "e2e" / "snakemake_fast_polling.py")]
+FAST_POLLING = [sys.executable, str(REPO / "tests" / "e2e" / "snakemake_test_cluster.py")]
 WAYS = {  # the command
     "local": ["snakemake", "-c2"],
     "tests": [*FAST_POLLING, *PROFILE, "--slurm-init-seconds-before-status-checks", "1"],

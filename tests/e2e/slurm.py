@@ -31,12 +31,12 @@ SCRIPT = REPO / "scripts" / "slurm-test-cluster.sh"
 # The cluster the tests run on: three nodes (node1-3), each with its own /tmp.
 NODES = ("--nodes", "3", "--private-tmp")
 # Test-only polling: the plugin's first status check 1 s after a submission, not the profile's 20 s,
-# and, through snakemake_fast_polling.py, every later one at most 1 s after the last, rather than
+# and, through snakemake_test_cluster.py, every later one at most 1 s after the last, rather than
 # 10 s longer each time (11, 21, 31 s ...; a step fixed in snakemake-executor-plugin-slurm 2.8.0).
 # A job is then seen finished within ~1 s, where the plugin alone would see one that takes 5 s at
 # ~12 s and one that takes 15 s at ~33 s (benchmarks/slurm_overhead.py measures both).
 FAST_POLLING = ("--slurm-init-seconds-before-status-checks", "1")
-SNAKEMAKE = (sys.executable, str(REPO / "tests" / "e2e" / "snakemake_fast_polling.py"))
+SNAKEMAKE = (sys.executable, str(REPO / "tests" / "e2e" / "snakemake_test_cluster.py"))
 
 
 # The models of a test project: two of the three, for fewer jobs; a failing job still has a sibling.
