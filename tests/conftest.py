@@ -18,6 +18,22 @@ from tests.processes import run_in_process, run_process
 ONE_WORKER = {"tests/e2e/test_slurm": "the SLURM test cluster", "tests/e2e/test_container": "the docker daemon"}
 
 
+_stops = pytest.StashKey[list]()
+
+
+def stop_when_the_session_ends(config: pytest.Config, stop) -> None:
+    """Call `stop` when this process's session ends, whatever happened (failed tests, Ctrl-C).
+    In pytest_sessionfinish, not in config's cleanup: an xdist worker reports itself finished
+    after that hook, and the controller then gives it 10 s before ending it, which cut a
+    cluster's stop short and left its /etc/slurm/slurm.conf behind for the next run."""
+    config.stash.setdefault(_stops, []).append(stop)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for stop in reversed(session.config.stash.get(_stops, [])):
+        stop()
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     if config.getoption("dist") != "loadscope":
         return None

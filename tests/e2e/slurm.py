@@ -1,9 +1,10 @@
 """What the SLURM e2e tests share: one test cluster per pytest session, and Snakemake through profiles/slurm.
 
 The cluster (scripts/slurm-test-cluster.sh) starts when a test first asks for it and stops when
-pytest ends, whatever happened before (a failed test, Ctrl-C): `session_cluster` registers the
-stop with pytest's config. Its options pick the kind: every test runs on three nodes, each with its
-own /tmp (NODES), as a real cluster would be, with or without accounting. A test that asks for the
+the session ends, whatever happened before (a failed test, Ctrl-C): `session_cluster` registers
+the stop (tests/conftest.py, `stop_when_the_session_ends`). Its options pick the kind: every test
+runs on three nodes, each with its own /tmp (NODES), as a real cluster would be, with or without
+accounting. A test that asks for the
 other kind stops the running cluster and starts that one: there can be only one, as both link
 /etc/slurm/slurm.conf. pytest-randomly shuffles whole modules, each module asks for one kind, so a
 session starts at most two clusters. Jobs of earlier tests stay listed (MinJobAge=3600): tests
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import stop_when_the_session_ends
 from tests.e2e.conftest import ENV, REPO, make_project, only_models
 
 SCRIPT = REPO / "scripts" / "slurm-test-cluster.sh"
@@ -169,7 +171,7 @@ def session_cluster(config: pytest.Config, *options: str) -> Path:
     if shutil.which("slurmctld") is None:
         pytest.skip("SLURM is not installed: scripts/slurm-test-cluster.sh install")
     if not _stop_registered:
-        config.add_cleanup(_stop)
+        stop_when_the_session_ends(config, _stop)
         _stop_registered = True
     _stop()
     # Its own folder, so a cluster someone started by hand makes `start` refuse, not share;

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import stop_when_the_session_ends
 from tests.e2e.conftest import REPO, make_project
 from tests.e2e.docker import IMAGE, Daemon, container_sh, make_base_image
 
@@ -28,7 +29,7 @@ COMPARED = ("metrics", "models", "data/processed")
 @pytest.fixture(scope="session")
 def daemon(request, tmp_path_factory) -> Daemon:
     daemon = Daemon(tmp_path_factory.mktemp("docker"))
-    request.config.add_cleanup(daemon.stop)  # after every test, whatever happened
+    stop_when_the_session_ends(request.config, daemon.stop)
     return daemon
 
 

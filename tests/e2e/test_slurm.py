@@ -202,7 +202,9 @@ def test_start_refuses_a_config_it_did_not_create(cluster, tmp_path):
     env = {**ENV, "SLURM_TEST_CLUSTER_DIR": str(tmp_path / "other")}
     result = subprocess.run(["bash", SCRIPT, "start"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
-    assert "/etc/slurm/slurm.conf exists and is not ours" in result.stderr
+    # It names the cluster that holds the config, and how to stop it (one left by a killed run, too).
+    assert f"/etc/slurm/slurm.conf is another test cluster's ({cluster}): stop it first with " \
+           f"SLURM_TEST_CLUSTER_DIR={cluster} " in result.stderr
     assert os.readlink("/etc/slurm/slurm.conf") == str(cluster / "slurm.conf")
     assert not (tmp_path / "other").exists()
     stopped = subprocess.run(["bash", SCRIPT, "stop"], env=env, capture_output=True, text=True, timeout=60)
