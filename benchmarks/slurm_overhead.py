@@ -9,8 +9,9 @@ needs the one before, and three independent jobs. Each is run from a fresh folde
 
   local     snakemake -c2
   tests     as the e2e tests run it (tests/e2e/slurm.py): the plugin's first status check 1 s
-            after a submission, and every later one at most 1 s after the last, through
-            tests/e2e/snakemake_test_cluster.py (test clusters only)
+            after a submission, every later one at most 1 s after the last, and each Snakemake
+            (jobs' too) exiting when its work is done, through tests/e2e/snakemake_test_cluster.py
+            (test clusters only)
   init-1    snakemake --profile profiles/slurm --slurm-init-seconds-before-status-checks 1: the
             first check after 1 s, then the plugin's own back-off, 10 s longer after each check
             at which nothing finished (what the tests used before)
