@@ -38,6 +38,8 @@ NODES = ("--nodes", "3", "--private-tmp")
 # A job is then seen finished within ~1 s, where the plugin alone would see one that takes 5 s at
 # ~12 s and one that takes 15 s at ~33 s (benchmarks/slurm_overhead.py measures both).
 FAST_POLLING = ("--slurm-init-seconds-before-status-checks", "1")
+# Snakemake as the tests run it: that polling cap, and every Snakemake, the jobs' included, exits
+# when its work is done rather than up to 1 s later (snakemake_test_cluster.py says why).
 SNAKEMAKE = (sys.executable, str(REPO / "tests" / "e2e" / "snakemake_test_cluster.py"))
 
 
