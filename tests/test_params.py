@@ -16,6 +16,14 @@ TEXT = Path("params.yaml").read_text()
 DELETE = object()
 
 
+def text_with(key: str, value: str) -> str:
+    """params.yaml's text with the first `key:` line's value written as `value`, whatever the value
+    is now: `dvc exp run -S epochs=1` leaves the workspace's params.yaml with epochs: 1."""
+    text, found = re.subn(rf"^(\s*{key}:) [^\s#]+", rf"\g<1> {value}", TEXT, count=1, flags=re.MULTILINE)
+    assert found, f"params.yaml has no '{key}:' line"
+    return text
+
+
 def defaults() -> dict:
     return load_params("params.yaml")
 
@@ -90,7 +98,7 @@ def test_numbers_must_be_finite(key, value):
 @pytest.mark.parametrize("text, value", [("5e-05", 5e-05), ("1e-3", 1e-3), ("1E-4", 1e-4), (".5e-4", 5e-05),
                                          ("3.0e-4", 3e-4), ("0.003", 0.003), ("1", 1)])
 def test_yaml_1_2_numbers_are_numbers_in_the_file_and_in_set(tmp_path, text, value):
-    in_file = load_params(write_params(tmp_path, TEXT.replace("lr: 0.003 ", f"lr: {text} ")))
+    in_file = load_params(write_params(tmp_path, text_with("lr", text)))
     assert in_file["lr"] == value and type(in_file["lr"]) is type(value)
     assert load_params("params.yaml", [f"lr={text}"])["lr"] == value
 
@@ -110,7 +118,7 @@ def test_a_bad_override_is_blamed_on_the_override(override, message):
 
 
 def test_a_bad_file_value_is_blamed_on_the_file_even_with_overrides(tmp_path):
-    path = write_params(tmp_path, TEXT.replace("epochs: 10 ", "epochs: 1e1 "))
+    path = write_params(tmp_path, text_with("epochs", "1e1"))
     with pytest.raises(ParamsError, match=r"epochs: 10.0 is not an integer.*; fix it in params.yaml$"):
         load_params(path, ["lr=0.01"])
 
@@ -118,7 +126,7 @@ def test_a_bad_file_value_is_blamed_on_the_file_even_with_overrides(tmp_path):
 def test_booleans_are_yaml_1_2(tmp_path):
     assert load_params("params.yaml", ["train.nesterov=true"])["train"]["nesterov"] is True
     with pytest.raises(ParamsError, match="train.nesterov: 'yes' is not a boolean"):
-        load_params(write_params(tmp_path, TEXT.replace("nesterov: false", "nesterov: yes")))
+        load_params(write_params(tmp_path, text_with("nesterov", "yes")))
 
 
 def test_overrides_use_dvc_set_syntax():
