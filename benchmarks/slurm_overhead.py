@@ -67,10 +67,10 @@ rule leaf:
     shell: "echo {{wildcards.i}} > {{output}}"
 """
 PROFILE = ["--profile", str(REPO / "profiles" / "slurm")]
-FAST_POLLING = [sys.executable, str(REPO / "tests" / "e2e" / "snakemake_test_cluster.py")]
+TESTS_SNAKEMAKE = [sys.executable, str(REPO / "tests" / "e2e" / "snakemake_test_cluster.py")]
 WAYS = {  # the command
     "local": ["snakemake", "-c2"],
-    "tests": [*FAST_POLLING, *PROFILE, "--slurm-init-seconds-before-status-checks", "1"],
+    "tests": [*TESTS_SNAKEMAKE, *PROFILE, "--slurm-init-seconds-before-status-checks", "1"],
     "init-1": ["snakemake", *PROFILE, "--slurm-init-seconds-before-status-checks", "1"],
     "profile": ["snakemake", *PROFILE],
 }

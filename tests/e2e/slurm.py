@@ -4,11 +4,11 @@ The cluster (scripts/slurm-test-cluster.sh) starts when a test first asks for it
 the session ends, whatever happened before (a failed test, Ctrl-C): `session_cluster` registers
 the stop (tests/conftest.py, `stop_when_the_session_ends`). Its options pick the kind: every test
 runs on three nodes, each with its own /tmp (NODES), as a real cluster would be, with or without
-accounting. A test that asks for the
-other kind stops the running cluster and starts that one: there can be only one, as both link
-/etc/slurm/slurm.conf. pytest-randomly shuffles whole modules, each module asks for one kind, so a
-session starts at most two clusters. Jobs of earlier tests stay listed (MinJobAge=3600): tests
-find their own jobs by their run's ID, never by listing everything.
+accounting. A test that asks for the other kind stops the running cluster and starts that one:
+there can be only one, as both link /etc/slurm/slurm.conf. pytest-randomly shuffles whole
+modules, each module asks for one kind, so a session starts at most two clusters. Jobs of earlier
+tests stay listed (MinJobAge=3600): tests find their own jobs by their run's ID, never by listing
+everything.
 
 Every Snakemake call has a timeout: a lost job or an unreachable controller must fail a test,
 not hang it.
