@@ -46,7 +46,8 @@ def main(model_name: str, model_settings: dict[str, Any], data_dir: Path, model_
     # byte-identical folder and model, and everything downstream stays cached.
     with atomic_path(model_out) as model_tmp, atomic_dir(live_dir) as live_tmp, \
             atomic_path(timing_out) as timing_tmp:
-        with Live(dir=str(live_tmp), dvcyaml=False, save_dvc_exp=False) as live:
+        # DVCLive's exit waits on its own thread: a signal must not cut into its bookkeeping either.
+        with cli.signals_deferred(), Live(dir=str(live_tmp), dvcyaml=False, save_dvc_exp=False) as live:
             started = time.perf_counter()
             callbacks = make_callbacks(config, live, record_divergence)
             history = fit(model, train_split, validation_split, config, callbacks)

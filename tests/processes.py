@@ -40,13 +40,14 @@ def run_in_process(target: str, *args: str, env: dict[str, str] | None = None,
     As the interpreter does, an exception that escapes is printed as a traceback on stderr with
     exit status 1, and SystemExit gives the status. A run past `timeout` seconds raises RunTimeout,
     as subprocess.run raises TimeoutExpired. What the run changes in the process (sys.argv, sys.path,
-    the environment, the SIGTERM and SIGALRM handlers) is put back afterwards."""
+    the environment, the SIGTERM, SIGINT and SIGALRM handlers) is put back afterwards."""
     def expire(signum: int, frame: object) -> None:
         raise RunTimeout(f"{target} still running after {timeout} s")
 
     stdout, stderr = io.StringIO(), io.StringIO()
     saved_argv, saved_path = sys.argv[:], sys.path[:]
-    saved_sigterm, saved_sigalrm = signal.getsignal(signal.SIGTERM), signal.signal(signal.SIGALRM, expire)
+    saved_handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    saved_sigalrm = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, timeout)
     saved_env = {name: os.environ.get(name) for name in env or {}}
     os.environ.update(env or {})
@@ -72,7 +73,8 @@ def run_in_process(target: str, *args: str, env: dict[str, str] | None = None,
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, saved_sigalrm)
         sys.argv, sys.path[:] = saved_argv, saved_path
-        signal.signal(signal.SIGTERM, saved_sigterm)
+        for signum, handler in saved_handlers.items():
+            signal.signal(signum, handler)
         for name, value in saved_env.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stages.common import cli
 from stages.common.errors import PipelineError
 from stages.common.models import NUM_CLASSES, build_model
 from stages.common.tensorflow import keras, tf
@@ -78,16 +79,19 @@ def fit(model: keras.Model, train_split: tuple[np.ndarray, np.ndarray],
         validation_split: tuple[np.ndarray, np.ndarray], config: TrainConfig,
         callbacks: list[keras.callbacks.Callback], execution: Execution = Execution(),
         verbose: int = 2) -> keras.callbacks.History:
-    """Train for `config.epochs` (or until early stopping), validating after every epoch."""
+    """Train for `config.epochs` (or until early stopping), validating after every epoch.
+    SIGTERM and Ctrl-C stop it between steps (see `cli.signals_deferred`)."""
     validation_batch_size = execution.validation_batch_size or config.batch_size
-    return model.fit(
-        training_dataset(*train_split, config, execution.gather_batches),
-        validation_data=tf.data.Dataset.from_tensor_slices(validation_split).batch(validation_batch_size).map(one_hot),
-        epochs=config.epochs,
-        shuffle=False,  # training_dataset already reshuffles every epoch, seeded
-        callbacks=callbacks,
-        verbose=verbose,
-    )
+    validation = tf.data.Dataset.from_tensor_slices(validation_split).batch(validation_batch_size).map(one_hot)
+    with cli.signals_deferred():
+        return model.fit(
+            training_dataset(*train_split, config, execution.gather_batches),
+            validation_data=validation,
+            epochs=config.epochs,
+            shuffle=False,  # training_dataset already reshuffles every epoch, seeded
+            callbacks=[*callbacks, StopOnSignal()],
+            verbose=verbose,
+        )
 
 
 def training_dataset(images: np.ndarray, labels: np.ndarray, config: TrainConfig,
@@ -182,6 +186,16 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             raise PipelineError(f"training diverged: {self.diverged}; lower lr (now {self.config.lr:g}) or try "
                                 "another optimizer; nothing was written")
         self.model.stop_training = True
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Raise a SIGTERM or Ctrl-C that came during training, between steps and epochs."""
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        cli.raise_pending_signal()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        cli.raise_pending_signal()
 
 
 def make_callbacks(config: TrainConfig, live: "Live | None",
