@@ -272,7 +272,10 @@ def test_interrupted_training_leaves_the_previous_outputs_whole(tiny_processed, 
     while not list(out.glob(".live.tmp*/plots")) and time.monotonic() < deadline:  # an epoch has been logged
         time.sleep(0.2)
     process.send_signal(signum)
-    _, stderr = process.communicate(timeout=60)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()  # a stage that does not stop must not train on after the test
     assert process.returncode == status, stderr
     assert stderr.strip().splitlines() == [line]
     assert (out / "live" / "metrics.json").read_text() == '{"earlier": true}'
