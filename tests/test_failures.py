@@ -332,7 +332,8 @@ def test_a_block_that_fails_leaves_no_signal_pending(stage_signal_handlers):
 def test_a_signal_while_dvclive_logs_an_epoch_stops_training_after_it(tiny_processed, tmp_path, monkeypatch,
                                                                       stage_signal_handlers):
     # Python raises a signal's exception at the next bytecode, wherever that is; raised in the
-    # middle of DVCLive's queue, it left DVCLive's exit waiting forever (seen in a test run).
+    # middle of DVCLive's queue, it left DVCLive's exit waiting forever (a SIGTERM'd stage that
+    # never exited: 1 run in 25 of a loop, under load).
     from dvclive import Live
 
     logged, post = [], Live.post_data_to_studio
@@ -350,7 +351,7 @@ def test_a_signal_while_dvclive_logs_an_epoch_stops_training_after_it(tiny_proce
         train.main("conv1", params["models"]["conv1"], tiny_processed, out / "conv1.keras", out / "live",
                    out / "timing.json", training.TrainConfig.from_params(params))
     assert logged and set(logged) == {0}  # the first epoch's update went through whole; no second epoch ran
-    assert not out.exists() or leftovers(out) == [] and list(out.iterdir()) == []
+    assert not out.exists() or list(out.iterdir()) == []  # nothing written, no leftovers
 
 
 @pytest.mark.also_as_process
