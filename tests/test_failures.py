@@ -4,6 +4,7 @@ that import TensorFlow through the `run_module` fixture, in the fast tier in pyt
 process (the same code as `python -m`, without the seconds of start-up) and in the e2e tier
 in a new one as well."""
 
+import errno
 import json
 import os
 import shutil
@@ -253,6 +254,15 @@ def test_full_disk_names_the_path(tmp_path):
         assert list(full.iterdir()) == []
     finally:
         subprocess.run(["umount", str(full)], check=True)
+
+
+@pytest.mark.parametrize("error, line", [
+    (OSError(errno.EIO, "Input/output error", "data/raw"), "Input/output error (data/raw)"),
+    (OSError(errno.ENAMETOOLONG, "File name too long"), "File name too long (an output)"),
+])
+def test_any_other_system_error_names_its_cause_and_path(error, line):
+    # The full-disk and permission cases have their own tests above, through a real stage.
+    assert cli.describe(error) == line
 
 
 # Interrupted -------------------------------------------------------------------------
