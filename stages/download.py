@@ -13,6 +13,7 @@ import hashlib
 import http.client
 import io
 import sys
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -27,6 +28,10 @@ CHUNK = 1 << 16
 # The largest file, train-images, is 26 MB gzipped and 47 MB unpacked. A mirror that sends
 # more, or a small body that unpacks to more (a gzip bomb), is refused before it fills memory.
 MAX_BYTES = 128 << 20
+# data.timeout_s bounds each read, not the transfer: a mirror that sends a byte a second never
+# times out. So a mirror gets timeout_s to start sending, then must keep up this average rate
+# (about 0.5 Mbit/s: the largest file in under 7 minutes); a slower one is a failed mirror.
+MIN_RATE = 64 << 10
 
 
 class MirrorFailure(Exception):
@@ -64,10 +69,12 @@ def fetch_verified(name: str, sha256: str, mirrors: list[str], timeout_s: float)
 
 def fetch(url: str, timeout_s: float) -> bytes:
     """The body at `url` (http, https or file), with progress on stderr for large remote files."""
+    started = time.monotonic()
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
             total = int(response.headers.get("Content-Length") or 0)
-            return _read_with_progress(response, total, show=not url.startswith("file:"), label=url)
+            return _read_with_progress(response, total, show=not url.startswith("file:"), label=url,
+                                       in_time=_rate_check(started, timeout_s))
     except urllib.error.HTTPError as exc:
         raise MirrorFailure(f"HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
@@ -76,13 +83,26 @@ def fetch(url: str, timeout_s: float) -> bytes:
         raise MirrorFailure(f"{type(exc).__name__}: {exc}") from None
 
 
-def _read_with_progress(response, total: int, show: bool, label: str) -> bytes:
+def _rate_check(started: float, timeout_s: float):
+    """A check that the transfer begun at `started` keeps up MIN_RATE after its first timeout_s seconds."""
+    def in_time(received: int) -> None:
+        elapsed = time.monotonic() - started
+        if elapsed > timeout_s + received / MIN_RATE:
+            raise MirrorFailure(f"too slow: {received} bytes in {elapsed:.1f} s, under {MIN_RATE >> 10} KiB/s "
+                                f"after the first {timeout_s:g} s (data.timeout_s)")
+    return in_time
+
+
+def _read_with_progress(response, total: int, show: bool, label: str, in_time=lambda received: None) -> bytes:
     if total > MAX_BYTES:
         raise MirrorFailure(f"it is {total} bytes, more than any Fashion-MNIST file has")
     chunks, received, next_report = [], 0, 0.25
-    while chunk := response.read(CHUNK):
+    # read1, not read: read(CHUNK) waits for all CHUNK bytes, 18 hours at a byte a second; read1
+    # returns what one receive brings (each bounded by the socket's timeout), so the rate is checked often.
+    while chunk := response.read1(CHUNK):
         chunks.append(chunk)
         received += len(chunk)
+        in_time(received)
         if received > MAX_BYTES:
             raise MirrorFailure(f"it goes on past {MAX_BYTES} bytes, more than any Fashion-MNIST file has")
         if show and total > 10 * CHUNK and received / total >= next_report:

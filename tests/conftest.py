@@ -82,6 +82,7 @@ class Reply:
     delay_s: float = 0.0
     content_type: str = "application/gzip"
     declared_length: int | None = None  # larger than the body: a cut-off transfer; 0: no Content-Length
+    trickle_s: float = 0.0  # send the body a byte at a time, this long apart: a mirror too slow to wait for
 
 
 class MirrorServer:
@@ -103,7 +104,13 @@ class MirrorServer:
                     if reply.declared_length != 0:
                         self.send_header("Content-Length", str(reply.declared_length or len(reply.body)))
                     self.end_headers()
-                    self.wfile.write(reply.body)
+                    if reply.trickle_s:
+                        for byte in range(len(reply.body)):
+                            self.wfile.write(reply.body[byte:byte + 1])
+                            self.wfile.flush()
+                            time.sleep(reply.trickle_s)
+                    else:
+                        self.wfile.write(reply.body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test)
 

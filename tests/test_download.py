@@ -6,6 +6,7 @@ import pytest
 
 from stages import download
 from stages.common.errors import PipelineError
+from tests.bounded import run_stage
 from tests.conftest import Reply
 from tests.tiny_data import GZ_NAMES, files_spec, idx_bytes, tiny_arrays, write_mirror
 
@@ -172,3 +173,29 @@ def test_url_that_cannot_be_sent_is_a_failed_mirror(mirror_server, tmp_path, cap
     run([f"{mirror_server.url}/a b/", serve_all(mirror_server, "/good")], tmp_path / "raw")
     assert_downloaded(tmp_path / "raw")
     assert "InvalidURL" in capsys.readouterr().err
+
+
+def trickling(server, prefix: str) -> str:
+    """A mirror that answers at once and then sends a byte every 0.2 s of a 30 MB body: each read
+    succeeds within any timeout, so only a bound on the whole transfer ends it."""
+    for role in RAW:
+        server.routes[f"{prefix}/{GZ_NAMES[role]}"] = Reply(body=b"\x1f" * 500, trickle_s=0.2,
+                                                            declared_length=30_000_000)
+    return f"{server.url}{prefix}/"
+
+
+def test_stage_falls_back_from_a_trickling_mirror_in_bounded_time(mirror_server, tmp_path):
+    # The probe's case, through the real command: the slow mirror first, a file:// mirror second.
+    # Before, it was still reading the first file when killed at 30 s (its 500 bytes take 100 s).
+    import yaml
+
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["data"].update(mirrors=[trickling(mirror_server, "/trickle"),
+                                   write_mirror(tmp_path / "m", RAW).as_uri() + "/"],
+                          files=FILES, timeout_s=1)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = run_stage("stages.download", "--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "raw"),
+                       timeout=30)
+    assert result.returncode == 0 and result.seconds < 15, result
+    assert_downloaded(tmp_path / "raw")
+    assert "too slow:" in result.stderr and "verified from file:" in result.stderr
