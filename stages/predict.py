@@ -38,7 +38,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from stages.common import cli
 from stages.common.classes import CLASS_NAMES
 from stages.common.errors import PipelineError
-from stages.common.files import atomic_path
+from stages.common.files import atomic_path, check_output
 from stages.common.inputs import BATCH_LIMIT, IMAGE_LIMIT, MODEL_LIMIT, check_file, load_npy
 
 SIZE = 28
@@ -63,6 +63,8 @@ def main(model_file: Path, inputs: list[Path], invert: str = "auto", csv_out: Pa
     except FileNotFoundError:
         raise PipelineError(f"{model_file} is missing; "
                             "run `dvc pull` (or `dvc repro`) to get the trained models") from None
+    if csv_out is not None:
+        check_output(csv_out)  # a device that may not be written is refused before the work, not after
     names, images = [], []
     for path in inputs:
         if path.suffix.lower() == ".npy":

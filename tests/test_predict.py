@@ -1,6 +1,7 @@
 import csv
 import os
 import re
+import stat
 import struct
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from PIL import Image
 from stages import evaluate, predict
 from stages.common.errors import PipelineError
 from tests.bounded import one_error_line, run_stage
+from tests.test_files import null_device, read_fifo_in_background
 
 SHOWN = 20  # test-split images written to PNG
 # Peak memory of a refusal: importing TensorFlow alone takes about 650 MB, so under this
@@ -217,3 +219,35 @@ def test_inputs_that_never_end_or_claim_too_much_are_refused_in_one_line_and_lit
     run = run_stage("stages.predict", "--model", str(model), str(picture))
     assert re.match(message, one_error_line(run))
     assert run.peak_mb < REFUSAL_PEAK_MB and run.seconds < 30, run
+
+
+def test_csv_into_a_fifo_a_null_device_or_stdout_is_written_into_never_replaced(trained, tiny_processed, tmp_path):
+    # A rename over the target made /tmp/d (`mknod c 1 3`) and FIFOs regular files, and as root
+    # replaced /dev/full itself.
+    model, predicted = trained
+    pngs = write_pngs(tmp_path, split_images(tiny_processed, 2))
+    fifo, null = tmp_path / "fifo.csv", null_device(tmp_path)
+    os.mkfifo(fifo)
+    reader, received = read_fifo_in_background(fifo)
+    for target in (fifo, null):
+        result = cli("--model", str(model), "--csv", str(target), *map(str, pngs))
+        assert result.returncode == 0, result.stderr
+    reader.join(10)
+    rows = list(csv.DictReader(received[0].decode().splitlines()))
+    assert [row["class"] for row in rows] == predicted[:2]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and stat.S_ISCHR(os.stat(null).st_mode)
+    to_stdout = cli("--model", str(model), "--csv", "/dev/stdout", *map(str, pngs))  # a pipe: the test's
+    assert to_stdout.returncode == 0 and to_stdout.stdout.startswith("image,class,probability\n"), to_stdout
+    assert os.path.islink("/dev/stdout")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod of a character device needs root")
+def test_csv_onto_another_device_is_refused_before_any_work(trained, tmp_path):
+    full = tmp_path / "full"
+    os.mknod(full, 0o666 | stat.S_IFCHR, os.makedev(1, 7))  # /dev/full's numbers: the probe replaced the real one
+    result = run_stage("stages.predict", "--model", str(trained[0]), "--csv", str(full), str(tmp_path / "none.png"))
+    line = one_error_line(result)
+    assert line == (f"error: {full} is a character device, not a file, and is never replaced by an output; "
+                    "give the path of a file (or a FIFO, /dev/null or /dev/stdout)")
+    assert stat.S_ISCHR(os.stat(full).st_mode) and os.stat(full).st_rdev == os.makedev(1, 7)
+    assert result.peak_mb < REFUSAL_PEAK_MB  # before the images, before TensorFlow

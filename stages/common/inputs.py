@@ -48,12 +48,17 @@ def check_file(path: Path, limit: int, what: str) -> int:
     # os.stat, not open: opening a FIFO blocks until a writer comes.
     mode, size = (info := os.stat(path)).st_mode, info.st_size
     if not stat.S_ISREG(mode):
-        kind = next((name for test, name in _KINDS if test(mode)), "a special file")
-        raise InputError(f"{path} is {kind}, not a file; give the path of {what}")
+        raise InputError(f"{path} is {kind_of(mode)}, not a file; give the path of {what}")
     if size > limit:
         raise InputError(f"{path} is {_size(size)}, over the {_size(limit)} limit for {what}; "
                          "check that it is the right file")
     return size
+
+
+def kind_of(mode: int) -> str:
+    """What a file of `mode` is, in words: "a regular file", "a named pipe (FIFO)"."""
+    return "a regular file" if stat.S_ISREG(mode) else next((name for test, name in _KINDS if test(mode)),
+                                                             "a special file")
 
 
 def read_bytes(path: Path, limit: int, what: str) -> bytes:
