@@ -12,7 +12,6 @@ unreadable, oversized or malformed floors, metrics or params file).
 """
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -20,15 +19,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # stages.common, when run as a script
 
-from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
-from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 
 from stages.common.errors import PipelineError
-from stages.common.inputs import TEXT_LIMIT, read_text
+from stages.common.inputs import TEXT_LIMIT, parse_json, read_text
 from stages.common.params import ParamsError, load_params, parse_yaml
-
-MAX_DEPTH = 16  # a floors file is one flat mapping
 
 
 class GateError(Exception):
@@ -64,26 +59,12 @@ def load_models(path: Path) -> list[str]:
         raise GateError(str(exc)) from None
 
 
-def refuse_depth(text: str, path: Path, fix: str) -> None:
-    """GateError if the YAML `text` nests past MAX_DEPTH (parse_yaml refuses anchors and aliases).
-
-    Read as a stream of parse events, building nothing: the (pure-Python) parser slows down
-    with the square of the nesting depth, so a few kilobytes of `[[[[` would stall the gate.
-    """
-    depth = 0
-    for event in YAML(typ="safe", pure=True).parse(text):
-        depth += isinstance(event, CollectionStartEvent) - isinstance(event, CollectionEndEvent)
-        if depth > MAX_DEPTH:
-            raise GateError(f"floors file {path} nests deeper than {MAX_DEPTH} levels; {fix}")
-
-
 def load_floors(path: Path, models: list[str], params: Path) -> tuple[dict[str, float], list[str]]:
     """The floor of each model, and one error line per problem with the floors file."""
     fix = f"restore it (git checkout {path}) or pass --floors"
     text = read_small_file(path, "floors file", fix)
     try:
-        refuse_depth(text, path, fix)
-        floors = parse_yaml(text, f"floors file {path}")
+        floors = parse_yaml(text, f"floors file {path}")  # its nesting bounded, as params.yaml's
     except ParamsError as exc:
         raise GateError(str(exc)) from None
     except (YAMLError, RecursionError, ValueError, TypeError) as exc:
@@ -105,9 +86,10 @@ def read_accuracy(path: Path) -> float:
     fix = "run evaluate first"
     text = read_small_file(path, "metrics file", fix)
     try:
-        metrics = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise GateError(f"metrics file {path} is not valid JSON ({type(exc).__name__}); {fix}") from None
+        metrics = parse_json(text)  # nesting bounded and duplicate keys refused, before a value is trusted
+    except ValueError as exc:
+        raise GateError(f"metrics file {path} is not valid JSON ({' '.join(str(exc).split())[:120]}); {fix}") \
+            from None
     if not isinstance(metrics, dict) or "accuracy" not in metrics:
         raise GateError(f"metrics file {path} has no \"accuracy\"; {fix}")
     accuracy = metrics["accuracy"]

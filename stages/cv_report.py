@@ -7,13 +7,12 @@ a Markdown table: the held-out accuracy, mean ± sample standard deviation over 
 folds, and each fold's.
 """
 
-import json
 from pathlib import Path
 
 from stages.common import cli
 from stages.common.errors import written_by
 from stages.common.files import atomic_path
-from stages.common.inputs import TEXT_LIMIT, read_text
+from stages.common.inputs import TEXT_LIMIT, parse_json, read_text
 
 
 def main(models: list[str], cv_dir: Path, out: Path) -> None:
@@ -21,7 +20,7 @@ def main(models: list[str], cv_dir: Path, out: Path) -> None:
     for model in models:
         path = cv_dir / f"{model}.json"
         with written_by("cv_train stage", path):
-            result = json.loads(read_text(path, TEXT_LIMIT, "a metrics file"))
+            result = parse_json(read_text(path, TEXT_LIMIT, "a metrics file"))
             folds = " / ".join(f"{score['accuracy']:.4f}" for score in result["per_fold"])
             lines.append(f"| {model} | {result['folds']} | {result['accuracy_mean']:.4f} ± "
                          f"{result['accuracy_sd']:.4f} | {folds} |")

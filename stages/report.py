@@ -13,7 +13,6 @@ cache, so that `dvc exp run` on one model in a fresh clone never needs another m
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from stages.common import cli
 from stages.common.errors import written_by
 from stages.common.figures import plt, save_figure
 from stages.common.files import atomic_dir, atomic_path
-from stages.common.inputs import TEXT_LIMIT, read_text
+from stages.common.inputs import TEXT_LIMIT, parse_json, read_text
 
 # No training time: it differs on every run, and the table should change only when results do.
 HEADER = ("model", "parameters", "test accuracy", "test loss", "epochs")
@@ -93,7 +92,7 @@ def plot_curves(curves: dict[str, dict[str, list[float]]]) -> plt.Figure:
 
 def _read_json(path: Path, *keys: str) -> list[Any]:
     with written_by("train and evaluate stages", path):
-        content = json.loads(read_text(path, TEXT_LIMIT, "a metrics file"))
+        content = parse_json(read_text(path, TEXT_LIMIT, "a metrics file"))
         return [content[key] for key in keys]
 
 

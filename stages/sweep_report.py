@@ -12,7 +12,6 @@ ended at chance shows as "diverged", not as numbers, and has no bar; one the row
 `model` column leaves out shows as "-", and a model no row trains has no columns.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from stages.common import cli
 from stages.common.errors import written_by
 from stages.common.figures import plt, save_figure
 from stages.common.files import atomic_path
-from stages.common.inputs import TEXT_LIMIT, read_text
+from stages.common.inputs import TEXT_LIMIT, parse_json, read_text
 from stages.common.sweeps import MODEL_COLUMN, point_name, read_rows, row_models
 
 DIVERGED = "diverged"
@@ -51,7 +50,7 @@ def outcome(point_dir: Path, model: str) -> Outcome:
     """The model's final validation and test accuracy at this point, or DIVERGED."""
     summary_path = point_dir / "metrics" / "train" / model / "metrics.json"
     with written_by("train stage", summary_path):
-        summary = json.loads(read_text(summary_path, TEXT_LIMIT, "a metrics file"))
+        summary = parse_json(read_text(summary_path, TEXT_LIMIT, "a metrics file"))
         if summary.get("diverged") or summary.get("at_chance"):
             return DIVERGED
         validation = float(summary["eval"]["accuracy"])
@@ -90,7 +89,7 @@ def plot(rows: list[tuple[str, dict[str, str]]], models: list[str], outcomes: di
 
 def _accuracy(path: Path) -> float:
     with written_by("evaluate stage", path):
-        return float(json.loads(read_text(path, TEXT_LIMIT, "a metrics file"))["accuracy"])
+        return float(parse_json(read_text(path, TEXT_LIMIT, "a metrics file"))["accuracy"])
 
 
 def _cli() -> None:

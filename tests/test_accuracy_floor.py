@@ -123,10 +123,11 @@ def test_an_accuracy_that_is_not_a_fraction_fails(run_module, tmp_path, metrics,
     ("conv1: [0.86\n", ["not valid YAML"]),
     ("conv1: &f 0.865\nconv2: *f\nconv3: 0.865\n", ["YAML anchor"]),
     ("[" * 100_000, ["nests deeper than"]),  # would stall the parser for minutes
+    ("conv1: 0.86\nconv1: 0.1\n" + FLOORS_TEXT.split("\n", 1)[1], ["duplicate key"]),
     (FLOORS_TEXT + "#" * OVER_LIMIT + "\n", ["over the 1 MiB limit"]),
     (None, ["cannot read floors file", "No such file"]),
 ], ids=["missing-floor", "stray-floor", "string", "nan", "negative", "bool", "empty", "list", "malformed",
-        "alias", "deeply-nested", "over-1MiB", "missing-file"])
+        "alias", "deeply-nested", "duplicate-key", "over-1MiB", "missing-file"])
 def test_a_bad_floors_file_fails(run_module, tmp_path, floors, words):
     metrics = {"conv9": json.dumps({"accuracy": 0.99})}  # so that a stray conv9 floor has metrics
     assert_one_error(gate_in(run_module, tmp_path, floors=floors, metrics=metrics), *words)
@@ -143,7 +144,8 @@ def test_a_model_of_params_without_a_floor_fails(run_module, tmp_path):
 @pytest.mark.parametrize(("params", "words"), [
     (None, ["cannot read params file", "No such file"]),
     (PARAMS_TEXT.replace("lr: 0.003", "lr: fast"), ["lr", "'fast' is not a number"]),
-], ids=["missing", "invalid"])
+    (PARAMS_TEXT.replace("lr: 0.003", "lr: " + "[" * 20_000 + "]" * 20_000), ["nests deeper than 32"]),  # was 60 s+
+], ids=["missing", "invalid", "deeply-nested"])
 def test_a_bad_params_file_fails(run_module, tmp_path, params, words):
     assert_one_error(gate_in(run_module, tmp_path, params=params), *words)
 
@@ -158,7 +160,9 @@ def test_a_file_that_is_not_a_regular_file_fails_without_being_read(run_module, 
 
 @pytest.mark.parametrize(("metrics", "words"), [
     ('{"accuracy": 0.95}' + " " * OVER_LIMIT, ["over the 1 MiB limit"]),
-    ("[" * 100_000, ["not valid JSON"]),  # nested past Python's recursion limit
-], ids=["over-1MiB", "deeply-nested"])
+    ("[" * 100_000, ["not valid JSON (it nests deeper than 32 levels)"]),  # past Python's recursion limit
+    ('{"loss": ' + "{" * 500 + "}" * 500 + ', "accuracy": 0.95}', ["it nests deeper than 32 levels"]),
+    ('{"accuracy": 0.1, "accuracy": 0.99}', ['it gives the key "accuracy" twice']),  # passed the gate before
+], ids=["over-1MiB", "deeply-nested", "nested-under-500", "duplicate-key"])
 def test_a_bad_metrics_file_fails(run_module, tmp_path, metrics, words):
     assert_one_error(gate_in(run_module, tmp_path, metrics={"conv1": metrics}), "conv1", *words)

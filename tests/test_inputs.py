@@ -7,7 +7,16 @@ import zipfile
 import numpy as np
 import pytest
 
-from stages.common.inputs import InputError, check_archive, check_file, load_npy, read_bytes, read_text
+from stages.common.inputs import (
+    InputError,
+    JSONProblem,
+    check_archive,
+    check_file,
+    load_npy,
+    parse_json,
+    read_bytes,
+    read_text,
+)
 from tests.bounded import time_limit
 
 
@@ -88,3 +97,22 @@ def test_an_archive_that_unpacks_past_the_limit_is_refused(tmp_path):
     check_archive(tmp_path / "bomb.keras", 2 << 20, "a Keras model")
     with pytest.raises(InputError, match=r"bomb.keras unpacks to 2 MiB, over the 1 MiB limit for a Keras model"):
         check_archive(tmp_path / "bomb.keras", 1 << 20, "a Keras model")
+
+
+def test_json_reads_as_json_loads_does_brackets_in_strings_included():
+    text = '{"a": [1, "]]]\\"[[[[{"], "b": {"c": null}}'
+    assert parse_json(text) == {"a": [1, ']]]"[[[[{'], "b": {"c": None}}
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"a": ' * 33 + "1" + "}" * 33, "[" * 20_000 + "]" * 20_000])
+def test_json_nested_past_the_limit_is_refused_before_parsing(text):
+    with time_limit(1), pytest.raises(JSONProblem, match="^it nests deeper than 32 levels$"):
+        parse_json(text)
+    assert parse_json("[" * 32 + "]" * 32)  # the limit itself is fine
+
+
+def test_json_with_a_key_given_twice_is_refused():
+    # json.loads keeps the last: {"accuracy": 0.1, "accuracy": 0.99} passed the accuracy gate.
+    with pytest.raises(JSONProblem, match='^it gives the key "accuracy" twice$'):
+        parse_json('{"loss": 0.3, "accuracy": 0.1, "accuracy": 0.99}')
+    assert isinstance(JSONProblem("x"), ValueError)  # what the stages' readers take for a corrupt file

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from stages.common.params import ParamsError, as_set_args, load_params, parse_override, snakemake_params, validate
-from tests.bounded import one_error_line, run_stage
+from tests.bounded import one_error_line, run_stage, time_limit
 
 TEXT = Path("params.yaml").read_text()
 DELETE = object()
@@ -251,3 +251,56 @@ def test_validating_params_builds_no_iri_parsers():
              "print(sorted(name for name in ('jsonschema', 'lark', 'rfc3987_syntax') if sys.modules.get(name)))")
     shown = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60, check=True)
     assert shown.stdout.split() == ["['jsonschema']"]
+
+
+DEPTH = 20_000
+LR_LINE = next(number for number, line in enumerate(TEXT.splitlines(), start=1) if line.startswith("lr:"))
+# Each way YAML nests, 20,000 deep where 1 MiB allows (a block mapping's indentation grows with
+# its depth: 1,400 levels fill 1 MiB). Before, the parse took the square of the depth (2.7 s at
+# 1,000, minutes at 20,000) or ended in a RecursionError traceback.
+DEEP_VALUES = {
+    "flow-sequence": "[" * DEPTH + "]" * DEPTH,
+    "flow-mapping": "{a: " * DEPTH + "1" + "}" * DEPTH,
+    "block-sequence": "\n" + "- " * DEPTH + "1",
+}
+
+
+def deep_block_mapping() -> str:
+    return "lr:\n" + "".join(" " * level + "a:\n" for level in range(1, 1400)) + " " * 1400 + "b: 1\n"
+
+
+@pytest.mark.parametrize("value", DEEP_VALUES.values(), ids=DEEP_VALUES.keys())
+def test_deep_nesting_in_the_file_is_refused_at_once(tmp_path, value):
+    path = write_params(tmp_path, text_with("lr", value))
+    with time_limit(5), pytest.raises(ParamsError) as refused:
+        load_params(path)
+    line = LR_LINE + value.startswith("\n")
+    assert str(refused.value) == (f"{path} nests deeper than 32 levels (line {line}), far more than any setting "
+                                  "needs; write the value out flat")
+
+
+def test_a_deep_block_mapping_is_refused_at_once(tmp_path):
+    path = write_params(tmp_path, TEXT.replace("\nlr: ", "\nwas_lr: ", 1) + deep_block_mapping())
+    with time_limit(5), pytest.raises(ParamsError, match="nests deeper than 32 levels"):
+        load_params(path)
+
+
+@pytest.mark.parametrize("value", DEEP_VALUES.values(), ids=DEEP_VALUES.keys())
+def test_deep_nesting_in_an_override_is_refused_at_once(value):
+    with time_limit(5), pytest.raises(ParamsError, match=r"^override 'lr=.*' nests deeper than 32 levels"):
+        load_params("params.yaml", [f"lr={value}"])
+    with time_limit(5), pytest.raises(ParamsError, match=r"^a snakemake --config value nests deeper than 32"):
+        snakemake_params("params.yaml", {"lr": value})
+
+
+def test_the_probes_deep_params_file_gets_one_line_from_a_stage_within_seconds(tmp_path):
+    # `lr:` and 20,000 `[`: python -m stages.train was still parsing when killed at 120 s.
+    path = write_params(tmp_path, text_with("lr", DEEP_VALUES["flow-sequence"]))
+    for stage, args in (("stages.split", ["--interim", str(tmp_path), "--out", str(tmp_path / "processed")]),
+                        ("stages.train", ["--model", "conv1", "--data", str(tmp_path), "--out",
+                                          str(tmp_path / "m.keras"), "--live", str(tmp_path / "live"),
+                                          "--timing", str(tmp_path / "t.json")])):
+        run = run_stage(stage, "--params", str(path), *args, timeout=60)
+        assert f"nests deeper than 32 levels (line {LR_LINE})" in one_error_line(run), run
+        assert run.seconds < 20, run
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]

@@ -65,6 +65,15 @@ def test_a_table_that_is_not_a_file_is_refused_not_waited_on(tmp_path):
         load_sweep(tmp_path / "screen.tsv", PARAMS)
 
 
+def test_a_deeply_nested_value_is_refused_at_once(tmp_path):
+    # `[` and `]` may be part of a point's name, so the value reaches the YAML parser: 20,000 deep
+    # took minutes there, and a Snakemake start with it.
+    table = tmp_path / "screen.tsv"
+    table.write_text("lr\n0.1\n" + "[" * 20_000 + "]" * 20_000 + "\n")
+    with time_limit(5), pytest.raises(ParamsError, match=r"screen.tsv line 3, column 'lr' nests deeper than 32 levels"):
+        load_sweep(table, PARAMS)
+
+
 def write_point(points: Path, name: str, model: str, accuracy: float, validation: float = 0.5, **summary) -> None:
     (points / name / "metrics" / "train" / model).mkdir(parents=True)
     (points / name / "metrics" / "test").mkdir(parents=True, exist_ok=True)

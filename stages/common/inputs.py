@@ -15,8 +15,10 @@ limit far above what the project itself writes:
 | `DATA_LIMIT` | IDX files, data/interim `.npy`, data/processed `.npz` | all 70,000 images as float32: 220 MB |
 """
 
+import json
 import math
 import os
+import re
 import stat
 import zipfile
 from pathlib import Path
@@ -73,6 +75,42 @@ def read_bytes(path: Path, limit: int, what: str) -> bytes:
 def read_text(path: Path, limit: int, what: str) -> str:
     """The file as text, universal newlines as Path.read_text gives it."""
     return read_bytes(path, limit, what).decode().replace("\r\n", "\n").replace("\r", "\n")
+
+
+# The JSON the project reads (metrics, summaries) nests two or three levels. json.loads recurses
+# once per level and ends in a RecursionError past about 1,000; and a key given twice would
+# silently keep its last value ({"accuracy": 0.1, "accuracy": 0.99} passed the gate).
+JSON_MAX_DEPTH = 32
+# A string (with its escapes) or a bracket: possessive, so a long string is one linear match.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+"?|[\[{]|[\]}]', re.S)
+
+
+class JSONProblem(ValueError):
+    """Text that json.loads would take, or choke on, that the project refuses."""
+
+
+def parse_json(text: str) -> object:
+    """`text` as JSON; JSONProblem (a ValueError, as json.loads raises) for nesting past JSON_MAX_DEPTH,
+    found by a linear scan before parsing, or for a key given twice in one object."""
+    depth = 0
+    for token in _JSON_TOKEN.finditer(text):
+        bracket = token.group()
+        if bracket in "[{":
+            depth += 1
+            if depth > JSON_MAX_DEPTH:
+                raise JSONProblem(f"it nests deeper than {JSON_MAX_DEPTH} levels")
+        elif bracket in "]}":
+            depth -= 1
+    return json.loads(text, object_pairs_hook=_no_duplicates)
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    result = dict(pairs)
+    if len(result) < len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise JSONProblem(f"it gives the key {json.dumps(twice)[:80]} twice")
+    return result
 
 
 def load_npy(path: Path, limit: int, what: str) -> np.ndarray:

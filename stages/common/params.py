@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import YAMLError
-from ruamel.yaml.events import AliasEvent, NodeEvent
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent
 
 from stages.common.errors import SHOWN_WIDTH, PipelineError, clipped, shown
 from stages.common.inputs import TEXT_LIMIT, read_text
@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     import jsonschema
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "params.schema.yaml"
+# params.yaml nests four levels (models.conv1.conv_filters); sweep values, --set values and
+# floors fewer. The pure-Python parser slows with the square of the depth: 20,000 `[` (40 KB)
+# ran for minutes, and a deep mapping ended in a RecursionError.
+MAX_DEPTH = 32
 
 
 class ParamsError(PipelineError):
@@ -38,11 +42,19 @@ class ParamsError(PipelineError):
 
 
 def parse_yaml(text: str, source: str = "the YAML") -> Any:
-    """`text` read as YAML 1.2 (as DVC reads it), duplicate keys, anchors and aliases refused;
-    `source` names the text in the error."""
+    """`text` read as YAML 1.2 (as DVC reads it), duplicate keys, anchors, aliases and nesting past
+    MAX_DEPTH refused; `source` names the text in the error."""
     # Refused from the parser's events, before any object is built: an alias lets a few
     # lines stand for billions of nodes ("billion laughs"), and settings have no use for one.
+    # The events come one at a time and the check stops at MAX_DEPTH + 1, so a deep text costs
+    # what its first 33 levels cost (milliseconds): linear in the text, never the square of its
+    # depth. The parser's own tokens, not a scan of brackets: a quote or a comment could hide one.
+    depth = 0
     for event in YAML(typ="safe", pure=True).parse(text):
+        depth += isinstance(event, CollectionStartEvent) - isinstance(event, CollectionEndEvent)
+        if depth > MAX_DEPTH:
+            raise ParamsError(f"{source} nests deeper than {MAX_DEPTH} levels (line {event.start_mark.line + 1}), "
+                              "far more than any setting needs; write the value out flat")
         if isinstance(event, NodeEvent) and event.anchor is not None:
             kind, sign = ("alias", "*") if isinstance(event, AliasEvent) else ("anchor", "&")
             raise ParamsError(f"{source} has a YAML {kind} ({sign}{clipped(event.anchor)}) at line "
