@@ -23,20 +23,26 @@ from snakemake.utils import min_version
 
 from stages.common.code import code_digest, code_files
 from stages.common.dvc_state import dvc_reports_up_to_date
-from stages.common.params import ParamsError, as_set_args, snakemake_params
+from stages.common.cli import describe
+from stages.common.errors import PipelineError
+from stages.common.params import as_set_args, snakemake_params
 from stages.common.sweeps import load_sweep
 
 min_version("9.0")
 
 # params.yaml, read as DVC reads it (YAML 1.2), with `--config` overrides on top. Not a
 # `configfile:`, whose YAML 1.1 reader takes `lr: 5e-05` for a string. A bad value stops
-# the workflow before any job, with the stages' own one-line message.
+# the workflow before any job, with the stages' own one-line message: for every bad input
+# (a PipelineError: a bad value, an oversized file, a FIFO, deep nesting, a non-UTF-8 file)
+# and an unreadable one, as a stage's would; anything else is a bug, and shows its traceback.
 try:
     PARAMS = snakemake_params("params.yaml", config)
-except ParamsError as error:
-    sys.exit(f"error: {error}")
+except (PipelineError, OSError) as error:
+    sys.exit(f"error: {describe(error)}")
 MODELS = list(PARAMS["models"])
-TRAIN_PARAMS = ["seed", "lr", "epochs", "batch_size", "optimizer", "momentum", "train"]
+TRAIN_PARAMS = ["seed", "lr", "epochs", "batch_size", "optimizer", "momentum", "threads", "train"]
+# A training or evaluation job asks for the threads it runs (`threads: 0`: every core).
+TF_THREADS = PARAMS["threads"] or workflow.cores
 CONDA_ENV = "envs/pipeline.yaml"  # used with --use-conda; a prepared virtualenv needs none
 
 
@@ -166,7 +172,7 @@ rule train:
         "logs/train/{model}.log",
     conda:
         CONDA_ENV
-    threads: 2
+    threads: TF_THREADS
     resources:
         mem_mb=6000,
         runtime=60,
@@ -189,18 +195,19 @@ rule evaluate:
         misclassified=report("metrics/figures/{model}/misclassified.png", category="Misclassified"),
     params:
         figures=lambda wildcards, output: Path(output.confusion).parent,
+        values=pinned("threads"),
     log:
         "logs/evaluate/{model}.log",
     conda:
         CONDA_ENV
-    threads: 2
+    threads: TF_THREADS
     resources:
         mem_mb=3000,
         runtime=10,
     shell:
         "python -m stages.evaluate --model-file {input.model:q} --data {input.data:q}"
         " --metrics {output.metrics:q} --details {output.details:q} --predictions {output.predictions:q}"
-        " --figures {params.figures:q} > {log:q} 2>&1"
+        " --figures {params.figures:q} {params.values:q} > {log:q} 2>&1"
 
 
 rule report:
@@ -248,7 +255,7 @@ rule cv_train:
         "logs/cv/{model}.log",
     conda:
         CONDA_ENV
-    threads: 2
+    threads: TF_THREADS
     resources:
         mem_mb=6000,
         runtime=240,
@@ -287,14 +294,18 @@ SWEEPS = {}
 for table in sorted(Path("sweeps").glob("*.tsv")):
     try:
         SWEEPS[table.stem] = load_sweep(table, PARAMS)
-    except ParamsError as error:
-        sys.exit(f"error: {error}")
+    except (PipelineError, OSError) as error:
+        sys.exit(f"error: {describe(error)}")
 POINT = "sweeps/{sweep}/{point}"
 
 
 def point_pins(*keys):
     return lambda wildcards: as_set_args(
         SWEEPS[wildcards.sweep][wildcards.point].params, [key.format(**wildcards) for key in keys])
+
+
+def point_threads(wildcards):
+    return SWEEPS[wildcards.sweep][wildcards.point].params["threads"] or workflow.cores
 
 
 def sweep_outputs(path):
@@ -323,7 +334,7 @@ rule sweep_train:
         f"logs/{POINT}/train_{{model}}.log",
     conda:
         CONDA_ENV
-    threads: 2
+    threads: point_threads
     resources:
         mem_mb=6000,
         runtime=60,
@@ -346,19 +357,20 @@ rule sweep_evaluate:
         misclassified=f"{POINT}/metrics/figures/{{model}}/misclassified.png",
     params:
         figures=lambda wildcards, output: Path(output.confusion).parent,
+        values=point_pins("threads"),
         code=code_digest("stages.evaluate"),
     log:
         f"logs/{POINT}/evaluate_{{model}}.log",
     conda:
         CONDA_ENV
-    threads: 2
+    threads: point_threads
     resources:
         mem_mb=3000,
         runtime=10,
     shell:
         "python -m stages.evaluate --model-file {input.model:q} --data {input.data:q}"
         " --metrics {output.metrics:q} --details {output.details:q} --predictions {output.predictions:q}"
-        " --figures {params.figures:q} > {log:q} 2>&1"
+        " --figures {params.figures:q} {params.values:q} > {log:q} 2>&1"
 
 
 rule sweep_report:

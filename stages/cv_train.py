@@ -23,7 +23,7 @@ from stages.common.files import atomic_path
 from stages.common.folds import stratified_folds
 from stages.common.scores import accuracy, cross_entropy
 from stages.common.splits import load_split
-from stages.common.tensorflow import keras, tf
+from stages.common.tensorflow import keras, pin_threads, tf
 from stages.common.training import TrainConfig, compile_model, fit, make_callbacks
 
 
@@ -65,6 +65,7 @@ def _cli() -> None:
     params = cli.params_from(args)
     if args.model not in params["models"]:
         raise PipelineError(f"unknown model {args.model!r}; choose one of {', '.join(params['models'])}")
+    pin_threads(params["threads"])
     main(args.model, params["models"][args.model], args.data, args.out, TrainConfig.from_params(params),
          params["cv"]["folds"], params["cv"]["seed"])
 

@@ -24,6 +24,7 @@ from stages.common.files import atomic_path
 from stages.common.models import load_trained_model
 from stages.common.scores import accuracy, cross_entropy
 from stages.common.splits import load_split
+from stages.common.tensorflow import pin_threads
 
 MISCLASSIFIED_SHOWN = 25
 
@@ -115,6 +116,7 @@ def _cli() -> None:
     parser.add_argument("--predictions", type=Path, required=True, help="actual,predicted CSV to write")
     parser.add_argument("--figures", type=Path, required=True, help="folder for the PNG figures")
     args = parser.parse_args()
+    pin_threads(cli.params_from(args)["threads"])  # inference's bits depend on it too
     main(args.model_file, args.data, args.metrics, args.details, args.predictions, args.figures)
 
 

@@ -42,6 +42,7 @@ from stages.common.files import atomic_path, check_output
 from stages.common.inputs import BATCH_LIMIT, IMAGE_LIMIT, MODEL_LIMIT, check_file, load_npy
 
 SIZE = 28
+DEFAULT_THREADS = 2  # params.yaml's `threads` (tests/test_tensorflow.py keeps the two equal)
 BATCH_SHAPES = "(N, 28, 28), (N, 28, 28, 1) or (28, 28)"
 # Checked before a picture is decoded, which takes memory by its pixels, not its file size:
 # 50 megapixels is more than a phone camera's, and a strip 20,000 pixels long is no garment.
@@ -57,7 +58,8 @@ class Prediction:
     probability: float
 
 
-def main(model_file: Path, inputs: list[Path], invert: str = "auto", csv_out: Path | None = None) -> list[Prediction]:
+def main(model_file: Path, inputs: list[Path], invert: str = "auto", csv_out: Path | None = None,
+         threads: int = DEFAULT_THREADS) -> list[Prediction]:
     try:  # before reading any image: the cheapest mistake to report
         check_file(model_file, MODEL_LIMIT, "a Keras model")
     except FileNotFoundError:
@@ -76,7 +78,9 @@ def main(model_file: Path, inputs: list[Path], invert: str = "auto", csv_out: Pa
         images.append(batch)
     # TensorFlow is imported only now, so that bad input is reported without its start-up time.
     from stages.common.models import load_trained_model
+    from stages.common.tensorflow import pin_threads
 
+    pin_threads(threads)
     model = load_trained_model(model_file, "pass one of models/<model>.keras")
     probabilities = model.predict(np.concatenate(images)[..., np.newaxis], verbose=0)
     predictions = [Prediction(name, CLASS_NAMES[row.argmax()], float(row.max()))
@@ -180,8 +184,13 @@ def _cli() -> None:
     parser.add_argument("--csv", type=Path, help="write image,class,probability rows to this file instead")
     parser.add_argument("--invert", choices=["auto", "always", "never"], default="auto",
                         help="make a dark-on-light picture light-on-dark (default auto: by the border's brightness)")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                        help=f"TensorFlow's threads (default {DEFAULT_THREADS}, params.yaml's `threads`): the "
+                             "probabilities' last bits depend on it, not on the cores; 0: one per core")
     args = parser.parse_args()
-    predictions = main(args.model, args.images, args.invert, args.csv)
+    if args.threads < 0:
+        raise PipelineError(f"--threads {args.threads} is negative; give 0 (one per core) or more")
+    predictions = main(args.model, args.images, args.invert, args.csv, args.threads)
     if args.csv is None:
         for p in predictions:
             print(f"{p.image}: {p.label} ({p.probability:.2f})")

@@ -20,7 +20,7 @@ from stages.common.errors import PipelineError
 from stages.common.files import atomic_dir, atomic_path
 from stages.common.models import NUM_CLASSES
 from stages.common.splits import load_split
-from stages.common.tensorflow import keras, tf
+from stages.common.tensorflow import keras, pin_threads, tf
 from stages.common.training import StopOnNonFiniteLoss, TrainConfig, compile_model, fit, make_callbacks
 
 # Validation accuracy under this many times chance (one class in ten) counts as "at chance".
@@ -114,6 +114,7 @@ def _cli() -> None:
     params = cli.params_from(args)
     if args.model not in params["models"]:
         raise PipelineError(f"unknown model {args.model!r}; choose one of {', '.join(params['models'])}")
+    pin_threads(params["threads"])
     main(args.model, params["models"][args.model], args.data, args.out, args.live, args.timing,
          TrainConfig.from_params(params), args.record_divergence)
 

@@ -214,3 +214,14 @@ def run_module(request):
     the module's own import) is the same for every case, so one test per command line is marked
     `also_as_process` and runs both ways."""
     return run_in_process if request.param == "in-process" else run_process
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pinned_threads() -> None:
+    """A stage run in this process (`run_module`) pins TensorFlow's threads as it starts, and
+    TensorFlow takes the count once per process: set params.yaml's before any test's first op."""
+    import yaml
+
+    from stages.common.tensorflow import pin_threads
+
+    pin_threads(yaml.safe_load(Path("params.yaml").read_text())["threads"])
