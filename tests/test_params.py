@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stages.common.errors import PipelineError
 from stages.common.params import ParamsError, as_set_args, load_params, parse_override, snakemake_params, validate
 from tests.bounded import one_error_line, run_stage, time_limit
 
@@ -304,3 +305,17 @@ def test_the_probes_deep_params_file_gets_one_line_from_a_stage_within_seconds(t
         assert f"nests deeper than 32 levels (line {LR_LINE})" in one_error_line(run), run
         assert run.seconds < 20, run
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_a_utf16_params_file_gets_one_line_and_a_utf8_byte_order_mark_is_read(tmp_path):
+    # UTF-16 (as Windows' Notepad may save it) ended in a UnicodeDecodeError traceback.
+    path = tmp_path / "params.yaml"
+    path.write_bytes(TEXT.encode("utf-16"))
+    run = run_stage("stages.split", "--params", str(path), "--interim", str(tmp_path), "--out", str(tmp_path / "p"))
+    assert one_error_line(run) == (f"error: {path} is not UTF-8 text (it starts with a UTF-16 byte-order mark); "
+                                   "save it as UTF-8")
+    path.write_bytes("lr: 0.5\n".encode("latin-1") + "# café\n".encode("latin-1"))
+    with pytest.raises(PipelineError, match=r"is not UTF-8 text \(byte 0xe9 at offset 13 is not UTF-8\)"):
+        load_params(path)
+    path.write_bytes(b"\xef\xbb\xbf" + TEXT.encode())
+    assert load_params(path) == _committed()

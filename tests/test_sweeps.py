@@ -99,3 +99,20 @@ def test_the_report_shows_diverged_points_and_models_left_out(tmp_path):
         "| sgd | 1000 | diverged | diverged | 0.8600 | 0.8500 |",
     ]
     assert (tmp_path / "results.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("header, message", [
+    ("lr\tlr", r"screen.tsv line 1 names column 'lr' twice; keep one of them"),  # the second column won
+    ("learning rate", r"screen.tsv line 1: column 'learning rate' is not a param key"),  # blamed on "a value"
+])
+def test_a_bad_header_is_blamed_on_the_header(tmp_path, header, message):
+    table = tmp_path / "screen.tsv"
+    table.write_text(f"{header}\n" + "\t".join(["0.1"] * len(header.split("\t"))) + "\n")
+    with pytest.raises(ParamsError, match=message):
+        load_sweep(table, PARAMS)
+
+
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
+    table = tmp_path / "screen.tsv"
+    table.write_bytes(b"\xef\xbb\xbflr\n0.1\n")
+    assert list(load_sweep(table, PARAMS)) == ["lr~0.1"]

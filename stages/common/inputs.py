@@ -15,6 +15,7 @@ limit far above what the project itself writes:
 | `DATA_LIMIT` | IDX files, data/interim `.npy`, data/processed `.npz` | all 70,000 images as float32: 220 MB |
 """
 
+import codecs
 import json
 import math
 import os
@@ -73,8 +74,18 @@ def read_bytes(path: Path, limit: int, what: str) -> bytes:
 
 
 def read_text(path: Path, limit: int, what: str) -> str:
-    """The file as text, universal newlines as Path.read_text gives it."""
-    return read_bytes(path, limit, what).decode().replace("\r\n", "\n").replace("\r", "\n")
+    """The file as UTF-8 text, universal newlines as Path.read_text gives it; a UTF-8 byte-order mark,
+    which some Windows editors write, is dropped (it would be part of the first key or column name).
+    InputError for any other encoding: a UTF-16 file ended in a UnicodeDecodeError traceback."""
+    data = read_bytes(path, limit, what)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))  # and UTF-32's, which start alike
+        found = "it starts with a UTF-16 byte-order mark" if utf16 else f"byte {data[exc.start]:#04x} at offset " \
+                                                                         f"{exc.start} is not UTF-8"
+        raise InputError(f"{path} is not UTF-8 text ({found}); save it as UTF-8") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 # The JSON the project reads (metrics, summaries) nests two or three levels. json.loads recurses

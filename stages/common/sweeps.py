@@ -30,6 +30,9 @@ MODEL_COLUMN = "model"
 # a space, a slash, a quote or a `$` is refused, not mangled into another name.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.,~+=\[\]-]*")
 NAME_CHARACTERS = "letters, digits and . _ , ~ + = - [ ]"
+# A column is a dotted param key (or `model`), checked apart from the values so that a bad
+# header is blamed on the header, not on "a value".
+KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*")
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,17 @@ class Point:
 
 def read_rows(path: Path) -> list[dict[str, str]]:
     """The table's rows, {key: value as written}."""
-    text = read_text(path, TEXT_LIMIT, "a sweep table")
-    rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t"))
+    text = read_text(path, TEXT_LIMIT, "a sweep table")  # a UTF-8 byte-order mark dropped, not made part of a key
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t")
+    rows = list(reader)
+    columns = reader.fieldnames or []
+    for column in columns:
+        if not KEY.fullmatch(column):
+            raise ParamsError(f"{path} line 1: column {shown(column)} is not a param key (a dotted name such as "
+                              "lr or train.schedule, or model); fix the header")
+    twice = [column for number, column in enumerate(columns) if column in columns[:number]]
+    if twice:  # DictReader would keep the last column of the name and drop the first without a word
+        raise ParamsError(f"{path} line 1 names column {shown(twice[0])} twice; keep one of them")
     if not rows:
         raise ParamsError(f"{path} has no points; write a header of param keys and one row per point")
     for number, row in enumerate(rows, start=2):  # line 1 is the header
