@@ -28,6 +28,8 @@ a batch of at most 1 GiB whose header matches its size.
 
 import argparse
 import csv
+import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,10 +73,10 @@ def main(model_file: Path, inputs: list[Path], invert: str = "auto", csv_out: Pa
     for path in inputs:
         if path.suffix.lower() == ".npy":
             batch = load_batch(path)
-            names += [f"{path}[{row}]" for row in range(len(batch))]
+            names += [f"{shown_name(path)}[{row}]" for row in range(len(batch))]
         else:
             batch = load_image(path, invert)[np.newaxis]
-            names.append(str(path))
+            names.append(shown_name(path))
         images.append(batch)
     # TensorFlow is imported only now, so that bad input is reported without its start-up time.
     from stages.common.models import load_trained_model
@@ -170,8 +172,15 @@ def load_batch(path: Path) -> np.ndarray:
     return array.astype(np.float32)
 
 
+def shown_name(path: Path) -> str:
+    """`path` as text any output can hold: a byte of the name that is not UTF-8 (Python keeps it as
+    a lone surrogate, which no encoder takes) is written as `\\xe9`, as the CSV and the terminal show it."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def write_csv(path: Path, predictions: list[Prediction]) -> None:
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as out:
+    # UTF-8 whatever the locale: under C or Latin-1 a name in another script could not be written.
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["image", "class", "probability"])
         writer.writerows((p.image, p.label, f"{p.probability:.6f}") for p in predictions)
@@ -192,6 +201,7 @@ def _cli() -> None:
         raise PipelineError(f"--threads {args.threads} is negative; give 0 (one per core) or more")
     predictions = main(args.model, args.images, args.invert, args.csv, args.threads)
     if args.csv is None:
+        sys.stdout.reconfigure(errors="backslashreplace")  # a name the locale's encoding lacks is escaped
         for p in predictions:
             print(f"{p.image}: {p.label} ({p.probability:.2f})")
     else:

@@ -67,8 +67,11 @@ def warn_if_at_chance(model_name: str, val_accuracy: float) -> bool:
     """Whether the model ended where guessing would (one class in ten), said on stderr if so."""
     at_chance = val_accuracy < CHANCE_MARGIN / NUM_CLASSES
     if at_chance:
+        # Both ways: a rate too high throws the weights past any minimum (sgd at lr 1000), one too
+        # low leaves them where they started (lr 1e-320); "lower lr" was wrong for the second.
         print(f"warning: {model_name} ended at chance level (validation accuracy {val_accuracy:.3f}): it "
-              "learned nothing; lower lr or try another optimizer", file=sys.stderr)
+              "learned nothing; lr is too high or too low for this optimizer: try it 10x lower and 10x higher, "
+              "or another optimizer", file=sys.stderr)
     return at_chance
 
 

@@ -79,6 +79,11 @@ def test_committed_params_are_valid():
         ("data.files.train_images.sha256", "abc", r"data.files.train_images.sha256: 'abc' does not match"),
         ("data.mirrors", ["ftp://x/"], r"data.mirrors.0: 'ftp://x/' does not match"),
         ("seed", DELETE, r"top level: 'seed' is a required property"),
+        # Past 32 bits the split ran and training ended in a ValueError traceback.
+        ("seed", 99999999999999999999999, r"seed: 99999999999999999999999 is greater than the maximum of 4294967295"),
+        ("seed", 2**32, r"seed: 4294967296 is greater than the maximum of 4294967295"),
+        ("cv.seed", 2**32, r"cv.seed: 4294967296 is greater than the maximum of 4294967295"),
+        ("seed", -1, r"seed: -1 is less than the minimum of 0"),
     ],
 )
 def test_bad_params_name_the_key_and_the_fix(path, value, expected):
@@ -319,3 +324,13 @@ def test_a_utf16_params_file_gets_one_line_and_a_utf8_byte_order_mark_is_read(tm
         load_params(path)
     path.write_bytes(b"\xef\xbb\xbf" + TEXT.encode())
     assert load_params(path) == _committed()
+
+
+
+def test_the_seed_bound_is_what_keras_takes():
+    import keras
+
+    keras.utils.set_random_seed(2**32 - 1)  # the largest valid seed is one Keras takes
+    with pytest.raises(ValueError):
+        keras.utils.set_random_seed(2**32)  # and the first refused is one it refuses
+    assert validate(with_change("seed", 2**32 - 1))["seed"] == 2**32 - 1

@@ -251,3 +251,24 @@ def test_csv_onto_another_device_is_refused_before_any_work(trained, tmp_path):
                     "give the path of a file (or a FIFO, /dev/null or /dev/stdout)")
     assert stat.S_ISCHR(os.stat(full).st_mode) and os.stat(full).st_rdev == os.makedev(1, 7)
     assert result.peak_mb < REFUSAL_PEAK_MB  # before the images, before TensorFlow
+
+
+ASCII_LOCALE = {"LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}  # Python's encodings: ASCII
+
+
+@pytest.mark.parametrize("env", [{"LC_ALL": "C.UTF-8"}, ASCII_LOCALE], ids=["utf8-locale", "ascii-locale"])
+def test_an_image_name_that_is_not_utf8_gets_an_escaped_row(trained, tiny_processed, tmp_path, env):
+    # A Latin-1 byte (not UTF-8) and a name in another script: a UnicodeEncodeError traceback before.
+    model, predicted = trained
+    [png] = write_pngs(tmp_path, split_images(tiny_processed, 1))
+    name = os.fsencode(tmp_path) + b"/caf\xe9-\xe8\xa1\xac\xe8\xa1\xab.png"
+    os.rename(png, name)
+    result = subprocess.run([sys.executable, "-m", "stages.predict", "--model", str(model), "--csv",
+                             str(tmp_path / "out.csv"), name], capture_output=True, timeout=300,
+                            env={**os.environ, **env})
+    assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr[-2000:]
+    [row] = list(csv.DictReader((tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()))
+    assert row["image"] == f"{tmp_path}/caf\\xe9-衬衫.png" and row["class"] == predicted[0]
+    printed = subprocess.run([sys.executable, "-m", "stages.predict", "--model", str(model), name],
+                             capture_output=True, timeout=300, env={**os.environ, **env})
+    assert printed.returncode == 0 and printed.stdout.startswith(os.fsencode(tmp_path) + b"/caf\\xe9-"), printed
