@@ -99,7 +99,10 @@ def _read_json(path: Path, *keys: str) -> list[Any]:
 def _read_tsv_column(path: Path, column: str) -> list[float]:
     with written_by("train stage", path):
         tsv = io.StringIO(read_text(path, TEXT_LIMIT, "a metrics file"), newline="")
-        return [float(row[column]) for row in csv.DictReader(tsv, delimiter="\t")]
+        reader = csv.DictReader(tsv, delimiter="\t")
+        if reader.fieldnames and reader.fieldnames.count(column) > 1:  # DictReader would keep the last
+            raise ValueError(f"it names column {column!r} twice")
+        return [float(row[column]) for row in reader]
 
 
 def _cli() -> None:

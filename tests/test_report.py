@@ -64,3 +64,18 @@ def test_a_metrics_file_that_is_not_a_file_is_refused_not_waited_on(tmp_path):
     with time_limit(5), pytest.raises(PipelineError, match=r"conv1.json is a named pipe \(FIFO\), not a file; "
                                                           "give the path of a metrics file$"):
         report.main(["conv1"], tmp_path, tmp_path / "results.md", tmp_path / "curves.png", tmp_path / "curves")
+
+
+@pytest.mark.parametrize("part, text", [
+    ("test/conv1.json", '{"accuracy": 0.1, "loss": 0.3, "accuracy": 0.99}'),  # the last one won
+    ("test/conv1.json", '{"accuracy": ' + "[" * 5000 + "]" * 5000 + "}"),  # past json's recursion
+    ("train/conv1/plots/metrics/eval/accuracy.tsv", "step\taccuracy\taccuracy\n0\t0.1\t0.99\n"),
+], ids=["json-duplicate-key", "json-deep", "tsv-duplicate-column"])
+def test_a_metrics_file_with_a_key_twice_or_nested_deep_is_refused(tmp_path, part, text):
+    fake_metrics(tmp_path, "conv1", 0.9)
+    (tmp_path / part).write_text(text)
+    with pytest.raises(PipelineError, match=r"is corrupt or not what the train and evaluate stages writes? \(it (gives"
+                                            r" the key \"accuracy\" twice|nests deeper than 32 levels|names column "
+                                            r"'accuracy' twice)\)"):
+        report.main(["conv1"], tmp_path, tmp_path / "results.md", tmp_path / "curves.png", tmp_path / "curves")
+    assert not (tmp_path / "results.md").exists()
