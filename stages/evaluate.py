@@ -21,7 +21,7 @@ from stages.common import cli
 from stages.common.classes import CLASS_NAMES
 from stages.common.figures import plt, save_figure
 from stages.common.files import atomic_path
-from stages.common.models import load_trained_model
+from stages.common.models import check_model_is, load_trained_model
 from stages.common.scores import accuracy, cross_entropy
 from stages.common.splits import load_split
 from stages.common.tensorflow import pin_threads
@@ -30,8 +30,13 @@ MISCLASSIFIED_SHOWN = 25
 
 
 def main(model_file: Path, data_dir: Path, metrics_out: Path, details_out: Path, predictions_out: Path,
-         figures_dir: Path) -> None:
+         figures_dir: Path, model_name: str | None = None) -> None:
+    """Score the model in `model_file`; where `model_name` is given, only if the file holds that model."""
     model = load_trained_model(model_file, "run the train stage for this model again")
+    if model_name is not None:
+        # Its name only, not its layers against the params: Snakemake's --config and sweep points change
+        # a model's settings without telling this stage, whose params are params.yaml's.
+        check_model_is(model, model_name, None, model_file, f"run the train stage for {model_name} again")
     images, labels = load_split(data_dir / "test.npz")
     probabilities = model.predict(images, batch_size=512, verbose=0)
     predicted = probabilities.argmax(axis=1)
@@ -116,8 +121,11 @@ def _cli() -> None:
     parser.add_argument("--predictions", type=Path, required=True, help="actual,predicted CSV to write")
     parser.add_argument("--figures", type=Path, required=True, help="folder for the PNG figures")
     args = parser.parse_args()
-    pin_threads(cli.params_from(args)["threads"])  # inference's bits depend on it too
-    main(args.model_file, args.data, args.metrics, args.details, args.predictions, args.figures)
+    params = cli.params_from(args)
+    pin_threads(params["threads"])  # inference's bits depend on it too
+    # models/<name>.keras stands for the model <name>: the pipeline's paths, and the sweeps'.
+    name = args.model_file.stem if args.model_file.stem in params["models"] else None
+    main(args.model_file, args.data, args.metrics, args.details, args.predictions, args.figures, name)
 
 
 if __name__ == "__main__":

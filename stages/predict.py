@@ -5,6 +5,8 @@
 
 Prints one line per image, `<file>: <class> (<probability>)`; a .npy batch gives one line per
 row, named `<file>[<row>]`. With --csv, writes `image,class,probability` rows there instead.
+With `--expect conv2`, a model file that is not params.yaml's conv2 (another model, or conv2
+built with other settings) is refused.
 
 How a picture is turned into the form the models were trained on (Fashion-MNIST's):
   1. Camera rotation (EXIF) is applied; transparency is flattened onto white.
@@ -61,7 +63,9 @@ class Prediction:
 
 
 def main(model_file: Path, inputs: list[Path], invert: str = "auto", csv_out: Path | None = None,
-         threads: int = DEFAULT_THREADS) -> list[Prediction]:
+         threads: int = DEFAULT_THREADS, expect: tuple[str, dict] | None = None) -> list[Prediction]:
+    """The predictions; with `expect` (a model's name and its `models.<name>` settings), only if
+    `model_file` holds that model, built as those settings describe."""
     try:  # before reading any image: the cheapest mistake to report
         check_file(model_file, MODEL_LIMIT, "a Keras model")
     except FileNotFoundError:
@@ -79,11 +83,13 @@ def main(model_file: Path, inputs: list[Path], invert: str = "auto", csv_out: Pa
             names.append(shown_name(path))
         images.append(batch)
     # TensorFlow is imported only now, so that bad input is reported without its start-up time.
-    from stages.common.models import load_trained_model
+    from stages.common.models import check_model_is, load_trained_model
     from stages.common.tensorflow import pin_threads
 
     pin_threads(threads)
     model = load_trained_model(model_file, "pass one of models/<model>.keras")
+    if expect is not None:
+        check_model_is(model, *expect, model_file, f"pass models/{expect[0]}.keras, or the model you meant")
     probabilities = model.predict(np.concatenate(images)[..., np.newaxis], verbose=0)
     predictions = [Prediction(name, CLASS_NAMES[row.argmax()], float(row.max()))
                    for name, row in zip(names, probabilities)]
@@ -196,10 +202,20 @@ def _cli() -> None:
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
                         help=f"TensorFlow's threads (default {DEFAULT_THREADS}, params.yaml's `threads`): the "
                              "probabilities' last bits depend on it, not on the cores; 0: one per core")
+    parser.add_argument("--expect", metavar="MODEL",
+                        help="refuse a model file that is not this model of params.yaml (its name and layers)")
+    parser.add_argument("--params", default="params.yaml", help="params file for --expect (default: params.yaml)")
     args = parser.parse_args()
     if args.threads < 0:
         raise PipelineError(f"--threads {args.threads} is negative; give 0 (one per core) or more")
-    predictions = main(args.model, args.images, args.invert, args.csv, args.threads)
+    expect = None
+    if args.expect is not None:
+        models = cli.load_params(args.params)["models"]
+        if args.expect not in models:
+            raise PipelineError(f"--expect {args.expect!r} is not a model of {args.params}; give one of "
+                                f"{', '.join(models)}")
+        expect = (args.expect, models[args.expect])
+    predictions = main(args.model, args.images, args.invert, args.csv, args.threads, expect)
     if args.csv is None:
         sys.stdout.reconfigure(errors="backslashreplace")  # a name the locale's encoding lacks is escaped
         for p in predictions:
