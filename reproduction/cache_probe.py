@@ -19,6 +19,7 @@ import hashlib
 import re
 import struct
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -31,7 +32,7 @@ LIBRARY = "libtensorflow_cc.so.2"
 def private_copies(sizes: list[int]) -> list[int]:
     """Addresses in the library's writable memory that hold `sizes` as three 64-bit integers."""
     pattern = re.escape(struct.pack("<3q", *sizes))
-    maps = open("/proc/self/maps").read().splitlines()
+    maps = Path("/proc/self/maps").read_text().splitlines()
     found = []
     for previous, line in zip(["", *maps], maps):
         fields = line.split()

@@ -39,10 +39,14 @@ def test_the_fingerprint_has_what_decides_the_bits():
 
 
 @pytest.mark.parametrize(("here", "inside", "text"), [
-    (0.9216, True, "accuracy 0.921600 against 0.921400 (+0.000200, 0.10 seed sd (0.0020): inside the seed spread)"),
-    (0.9174, False, "accuracy 0.917400 against 0.921400 (-0.004000, 2.00 seed sd (0.0020): OUTSIDE the seed spread)"),
+    (0.9216, True, "accuracy 0.921600 against 0.921400 (+0.000200, 0.10 seed sd (0.0020): inside the seed spread, "
+                   "±2 sd)"),
+    (0.9176, True, "accuracy 0.917600 against 0.921400 (-0.003800, 1.90 seed sd (0.0020): inside the seed spread, "
+                   "±2 sd)"),
+    (0.9164, False, "accuracy 0.916400 against 0.921400 (-0.005000, 2.50 seed sd (0.0020): OUTSIDE the seed "
+                    "spread, ±2 sd)"),
 ])
-def test_a_metric_is_inside_the_spread_within_one_seed_sd(here, inside, text):
+def test_a_metric_is_inside_the_spread_within_two_seed_sds(here, inside, text):
     metric = check.Metric("accuracy", 0.9214, here, 0.002)
     assert metric.inside is inside
     assert metric.describe() == text

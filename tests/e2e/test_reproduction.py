@@ -72,7 +72,7 @@ def test_other_metrics_are_measured_against_the_seed_spread(reproduced, tmp_path
     lines = [line.strip() for line in checked.stdout.splitlines()]
     assert "metrics/test/conv1.json: differs" in lines and "models/conv1.keras: identical" in lines
     accuracy = next(line for line in lines if line.startswith("accuracy") and "0.50 seed sd" in line)
-    assert "(+0.010000, 0.50 seed sd (0.0200): inside the seed spread)" in accuracy
+    assert "(+0.010000, 0.50 seed sd (0.0200): inside the seed spread, ±2 sd)" in accuracy
     assert any(line.startswith("loss") and "(+0.025000, 0.25 seed sd (0.1000): inside" in line for line in lines)
     assert any("5.00 seed sd (0.0200): OUTSIDE the seed spread" in line for line in lines)
     assert "conv1: other bytes, every test metric inside the seed spread" in lines
