@@ -8,6 +8,7 @@ import pytest
 from stages import evaluate
 from stages.common.classes import CLASS_NAMES
 from stages.common.errors import PipelineError
+from tests.bounded import one_error_line, run_stage
 
 # tiny_model, a conv1 trained on tiny_processed, is made once per session (tests/conftest.py).
 
@@ -56,3 +57,30 @@ def test_missing_model_says_what_to_run(tiny_processed, tmp_path):
     with pytest.raises(PipelineError, match="run the train stage"):
         evaluate_into(tmp_path, tmp_path / "none.keras", tiny_processed)
     assert not (tmp_path / "m.json").exists()
+
+
+def cli_args(model: Path, processed: Path, out: Path) -> list[str]:
+    return ["--model-file", str(model), "--data", str(processed), "--metrics", str(out / "m.json"),
+            "--details", str(out / "d.json"), "--predictions", str(out / "p.csv"), "--figures", str(out / "fig")]
+
+
+def test_another_model_saved_under_a_models_name_is_refused(tiny_processed, tmp_path):
+    # A conv2 saved as models/conv1.keras was evaluated with rc 0, its 515,146 parameters recorded as conv1's.
+    from stages.common.models import build_model
+    from stages.common.params import load_params
+
+    (tmp_path / "models").mkdir()
+    build_model("conv2", load_params("params.yaml")["models"]["conv2"]).save(tmp_path / "models" / "conv1.keras")
+    out = tmp_path / "out"
+    run = run_stage("stages.evaluate", *cli_args(tmp_path / "models" / "conv1.keras", tiny_processed, out))
+    assert one_error_line(run) == (f"error: {tmp_path}/models/conv1.keras holds model 'conv2' (515,146 parameters), "
+                                   "not conv1; run the train stage for conv1 again")
+    assert not out.exists()
+
+
+def test_a_model_file_not_named_after_a_model_is_scored_as_it_is(tiny_model, tiny_processed, tmp_path):
+    # Only models/<key>.keras stands for a model of params.yaml: a file named otherwise is not checked.
+    (tmp_path / "candidate.keras").write_bytes(tiny_model.read_bytes())
+    run = run_stage("stages.evaluate", *cli_args(tmp_path / "candidate.keras", tiny_processed, tmp_path))
+    assert run.returncode == 0, run
+    assert json.loads((tmp_path / "d.json").read_text())["params"] == 173_738

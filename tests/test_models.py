@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from stages.common.errors import PipelineError
-from stages.common.models import INPUT_SHAPE, build_model, keras, load_trained_model
+from stages.common.models import INPUT_SHAPE, build_model, check_model_is, keras, load_trained_model
 from stages.common.params import load_params
 from tests.bounded import time_limit
 
@@ -60,3 +60,32 @@ def test_a_model_path_that_is_not_a_file_is_refused_unread(tmp_path, kind):
     with time_limit(10), pytest.raises(PipelineError, match=f"^{path} is a {kind}, not a file; give the path of a "
                                                             "Keras model$"):
         load_trained_model(path, "run the train stage again")
+
+
+MODELS = load_params("params.yaml")["models"]
+
+
+def test_the_model_params_describe_passes_its_check():
+    for name, settings in MODELS.items():
+        check_model_is(build_model(name, settings), name, settings, Path(f"models/{name}.keras"), "fix")
+
+
+def test_another_model_under_a_models_name_is_refused():
+    # The probe's case: a conv2 saved as models/conv1.keras was scored, and its parameters recorded, as conv1's.
+    with pytest.raises(PipelineError, match=r"^models/conv1.keras holds model 'conv2' \(515,146 parameters\), "
+                                            r"not conv1; fix$"):
+        check_model_is(build_model("conv2", MODELS["conv2"]), "conv1", MODELS["conv1"], Path("models/conv1.keras"),
+                       "fix")
+
+
+@pytest.mark.parametrize("change, layer", [
+    ({"dense_units": 64}, r"its layer 5 is Dense\(units=64, activation=relu\), where models.conv1 makes "
+                          r"Dense\(units=32, activation=relu\)"),
+    ({"conv_filters": [32, 64]}, r"\(\d[\d,]* parameters, not 173,738\): its layer 4 is Conv2D"),
+    ({"dense_dropout": 0.5}, r"its layer 6 is Dropout\(rate=0.5\), where models.conv1 makes Dense"),
+], ids=["dense-units", "conv-layers", "dropout-layer"])
+def test_a_model_built_with_other_settings_under_the_same_name_is_refused(change, layer):
+    model = build_model("conv1", {**MODELS["conv1"], **change})
+    with pytest.raises(PipelineError, match=f"is not conv1 as the params describe it.*{layer}.*; fix$"):
+        check_model_is(model, "conv1", MODELS["conv1"], Path("models/conv1.keras"), "fix")
+    check_model_is(model, "conv1", None, Path("models/conv1.keras"), "fix")  # its name alone is right

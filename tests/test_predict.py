@@ -10,12 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from stages import evaluate, predict
 from stages.common.errors import PipelineError
 from tests.bounded import one_error_line, run_stage
 from tests.test_files import null_device, read_fifo_in_background
+from tests.tiny_data import TINY_MODEL
 
 SHOWN = 20  # test-split images written to PNG
 # Peak memory of a refusal: importing TensorFlow alone takes about 650 MB, so under this
@@ -272,3 +274,24 @@ def test_an_image_name_that_is_not_utf8_gets_an_escaped_row(trained, tiny_proces
     printed = subprocess.run([sys.executable, "-m", "stages.predict", "--model", str(model), name],
                              capture_output=True, timeout=300, env={**os.environ, **env})
     assert printed.returncode == 0 and printed.stdout.startswith(os.fsencode(tmp_path) + b"/caf\\xe9-"), printed
+
+
+def test_expect_refuses_a_model_that_is_not_the_one_named(trained, tiny_processed, tmp_path):
+    # The session's tiny conv1 has conv_dropout 0.1; params.yaml's conv1 0.2: not the conv1 it describes.
+    model, predicted = trained
+    [png] = write_pngs(tmp_path, split_images(tiny_processed, 1))
+    for expect, message in (("conv1", f"error: {model} is not conv1 as the params describe it: its layer 3 is "
+                                      "Dropout(rate=0.1), where models.conv1 makes Dropout(rate=0.2); pass "
+                                      "models/conv1.keras, or the model you meant"),
+                            ("conv2", f"error: {model} holds model 'conv1' (173,738 parameters), not conv2; pass "
+                                      "models/conv2.keras, or the model you meant"),
+                            ("conv9", "error: --expect 'conv9' is not a model of params.yaml; give one of "
+                                      "conv1, conv2, conv3")):
+        result = cli("--model", str(model), "--expect", expect, "--csv", str(tmp_path / "out.csv"), str(png))
+        assert result.returncode == 1 and result.stderr.strip() == message, result.stderr[-2000:]
+    assert not (tmp_path / "out.csv").exists()
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["models"]["conv1"] = TINY_MODEL
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(params))
+    accepted = cli("--model", str(model), "--expect", "conv1", "--params", str(tmp_path / "tiny.yaml"), str(png))
+    assert accepted.returncode == 0 and accepted.stdout.startswith(f"{png}: {predicted[0]} ("), accepted.stderr

@@ -39,6 +39,42 @@ def build_model(name: str, settings: dict[str, Any]) -> keras.Sequential:
     return model
 
 
+# What makes a layer the layer params.yaml describes; the rest of a layer's config is Keras's.
+_SHAPING = ("filters", "kernel_size", "pool_size", "rate", "units", "activation")
+
+
+def check_model_is(model: keras.Model, name: str, settings: dict[str, Any] | None, path: Path, fix: str) -> None:
+    """PipelineError unless `model` (loaded from `path`) is the model `name`: built under that name
+    (build_model names every model after its key) and, where `settings` are given, with the layers
+    build_model makes of them. A conv2 saved as conv1.keras was scored, and its parameters
+    recorded, as conv1's."""
+    if model.name != name:
+        raise PipelineError(f"{path} holds model {model.name!r} ({model.count_params():,} parameters), "
+                            f"not {name}; {fix}")
+    if settings is None:
+        return
+    expected = build_model(name, settings)
+    found, wanted = _layers(model), _layers(expected)
+    if found != wanted:
+        where = next((number for number, pair in enumerate(zip(found, wanted), start=1) if pair[0] != pair[1]),
+                     min(len(found), len(wanted)) + 1)
+        shown = {"found": found[where - 1] if where <= len(found) else "no layer",
+                 "wanted": wanted[where - 1] if where <= len(wanted) else "no layer"}
+        counts = (f" ({model.count_params():,} parameters, not {expected.count_params():,})"
+                  if model.count_params() != expected.count_params() else "")
+        raise PipelineError(f"{path} is not {name} as the params describe it{counts}: its layer {where} is "
+                            f"{shown['found']}, where models.{name} makes {shown['wanted']}; {fix}")
+
+
+def _layers(model: keras.Model) -> list[str]:
+    described = []
+    for layer in model.layers:
+        config = layer.get_config()
+        shaping = ", ".join(f"{key}={config[key]}" for key in _SHAPING if key in config)
+        described.append(f"{type(layer).__name__}({shaping})")
+    return described
+
+
 def load_trained_model(path: Path, fix: str) -> keras.Model:
     """A model saved by the train stage, for inference; `fix` tells the user what to do when `path` is not one."""
     try:
