@@ -13,8 +13,9 @@ optionally followed by levers that change how it runs:
     +xla          XLA (jit_compile)
     +val=N        validation batch size N
     +slices       the input pipeline that shuffles (image, label) pairs, not indices
-    +threads=N    N intra-op threads (TF_NUM_INTRAOP_THREADS)
-    +env=NAME=V   an environment variable, e.g. +env=ONEDNN_DEFAULT_FPMATH_MODE=BF16
+    +threads=N    N intra-op threads (the `threads` param; 0: one per core, TensorFlow's default)
+    +env=NAME=V   an environment variable, e.g. +env=ONEDNN_DEFAULT_FPMATH_MODE=BF16 (not one that
+                  stages/common/tensorflow.py pins: it overwrites those)
     +set=KEY=V    a param override, as `--set` (e.g. +set=batch_size=256)
 
 Every measurement runs in a fresh process, since thread settings are fixed when
@@ -103,9 +104,12 @@ def measure(recipe: str, model_name: str, params_file: str, data_dir: Path, imag
     from stages.common.models import build_model
     from stages.common.params import load_params
     from stages.common.splits import load_split
-    from stages.common.tensorflow import keras, tf
+    from stages.common.tensorflow import keras, pin_threads, tf
 
     params = load_params(params_file, levers["set"].split("\n") if "set" in levers else [])
+    if "threads" in levers:
+        params["threads"] = int(levers["threads"])
+    pin_threads(params["threads"])  # as the stage does, before the probe's first op
     config = training.TrainConfig.from_params({**params, "epochs": epochs})
     train_images, train_labels = load_split(data_dir / "train.npz")
     validation_images, validation_labels = load_split(data_dir / "validation.npz")
@@ -160,8 +164,6 @@ def measure(recipe: str, model_name: str, params_file: str, data_dir: Path, imag
 def run_measurement(recipe: str, model_name: str, args) -> dict:
     environment = dict(os.environ)
     levers = parse_recipe(recipe)[1]
-    if "threads" in levers:
-        environment["TF_NUM_INTRAOP_THREADS"] = levers["threads"]
     for setting in levers.get("env", "").splitlines():
         name, _, value = setting.partition("=")
         environment[name] = value

@@ -31,7 +31,7 @@ from stages.common import cli, training
 from stages.common.errors import PipelineError
 from stages.common.models import build_model
 from stages.common.splits import load_split
-from stages.common.tensorflow import keras
+from stages.common.tensorflow import keras, pin_threads
 
 
 class TimeToTarget(keras.callbacks.Callback):
@@ -106,6 +106,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("data/processed"))
     args = parser.parse_args()
     params = cli.params_from(args)
+    pin_threads(params["threads"])  # as the train stage does
     config = training.TrainConfig.from_params(params)
     naive_epochs = args.naive_epochs or 2 * config.epochs
     models = args.models or list(params["models"])
