@@ -4,6 +4,7 @@ output by output, whether the bytes are the same.
     python -m reproduction.check conv1            # one model: about a minute and a half on 2 cores
     python -m reproduction.check                  # every model of params.yaml
     python -m reproduction.check conv1 --record "my laptop"   # and add this host to hosts.yaml
+                                                              # (with conv1 after one epoch)
 
 It works in a temporary folder laid out as the project, from the params.yaml, dvc.lock and
 metrics of the last commit (HEAD), so the checkout is left as it is. The data stages run
@@ -107,6 +108,8 @@ def main(models: list[str] | None, record: str | None = None, root: Path = Path(
         (workdir / "params.yaml").write_text(params_text)
         print(prepare_data(root, workdir, lock))
         results = [check_model(root, workdir, lock, model) for model in models]
+        if record:
+            host["one_epoch"] = one_epoch_fingerprint(root, workdir, models[0])
     failed = False
     for result in results:
         print("\n".join(result.lines))
@@ -198,6 +201,15 @@ def check_model(root: Path, workdir: Path, lock: dict[str, Any], model: str) -> 
     metrics = [] if identical else compare_metrics(root, workdir, model)
     lines += [f"  {metric.describe()}" for metric in metrics]
     return ModelResult(model, lines, identical, metrics)
+
+
+def one_epoch_fingerprint(root: Path, workdir: Path, model: str) -> str:
+    """`model` trained for one epoch: a cheap fingerprint of a host's arithmetic for the table.
+    Hosts whose one-epoch models agree may still part later; hosts whose ones differ have."""
+    run_stage(root, workdir, ["stages.train", "--model", model, "--data", "data/processed", "--set", "epochs=1",
+                              "--out", "one_epoch/model.keras", "--live", "one_epoch/live",
+                              "--timing", "one_epoch/timing.json"])
+    return f"{model}, MD5 {_md5(workdir / 'one_epoch' / 'model.keras')}"
 
 
 def run_stage(root: Path, workdir: Path, arguments: list[str]) -> None:

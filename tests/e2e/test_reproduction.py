@@ -85,6 +85,7 @@ def test_other_bytes_fail_on_a_host_listed_as_identical(reproduced, tmp_path):
     assert recorded.returncode == 0, recorded.stdout + recorded.stderr
     [row] = yaml.safe_load((root / "reproduction" / "hosts.yaml").read_text())
     assert row["name"] == "this host" and row["result"] == "identical" and row["arithmetic"]["threads"] == 2
+    assert row["one_epoch"].startswith("conv1, MD5 ")
     doctor(root, {"conv1": 0.1 * 0.02})
     checked = check(root, "conv1")
     assert checked.returncode == 1, checked.stdout + checked.stderr
