@@ -48,8 +48,8 @@ NOT_COMPARED = {"metrics/timing/": "the training time, which differs on every ru
 # The spread a difference is measured against: the defaults' cell of the learning-rate study.
 SPREAD_SWEEP, SPREAD_TECHNIQUE = "lr_seeds", "Adam"
 METRICS = ("accuracy", "loss")
-# Two runs whose seeds differ part by about this many standard deviations at most (95 % of
-# pairs of normal draws lie within 2.8); three seeds give a rough sd, so two, not one.
+# A difference within this many seed sds is noise: two seeds' results lie up to 2.8 sds apart
+# in 95 % of pairs, and an sd from three seeds is rough, so two rather than one.
 SPREAD_SDS = 2
 
 
