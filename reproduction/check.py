@@ -262,7 +262,8 @@ def describe_host(host: dict[str, Any]) -> str:
     eigen = "/".join(str(size) for size in caches) if caches else "unknown"
     return (f"{host['cpu']} (family/model {host['family_model']}), {host['isa']} (runs {arithmetic['isa']}), "
             f"{host['visible_cores']} visible cores, caches {host['caches']}; Eigen's cache sizes {eigen}; "
-            f"Python {host['python']}, TensorFlow {arithmetic['tensorflow']}; threads {arithmetic['threads']}")
+            f"Python {host['python']}, TensorFlow {arithmetic['tensorflow']} on {arithmetic['device']}; "
+            f"threads {arithmetic['threads']}")
 
 
 def read_hosts(path: Path) -> list[dict[str, Any]]:

@@ -38,6 +38,8 @@ def fingerprint(threads: int) -> dict[str, Any]:
         "caches": _sysfs_caches(),
         "python": platform.python_version(),
         "arithmetic": {
+            # A GPU, where TensorFlow sees one, trains instead of the CPU: its kernels decide then.
+            "device": ", ".join(gpu.name for gpu in tf.config.list_physical_devices("GPU")) or "CPU",
             "tensorflow": tf.__version__,
             "isa": capped_isa(best),
             "eigen_cache_bytes": eigen_cache_sizes(tf),
