@@ -155,3 +155,15 @@ def test_slurm_overhead_subtracts_each_rounds_local_time_per_job(monkeypatch, ca
     assert "| chain | tests | 30.0 (30.0-30.0) | 9.0 (9.0-9.0) |" in out  # (30 - 3) / 3 jobs
     assert "| parallel | local | 3.0 (3.0-3.0) | - |" in out
     assert "profile" not in out.split("| workflow |")[1]
+
+
+def test_sweep_planning_plans_six_jobs_per_point_and_reports_time_and_memory():
+    result = subprocess.run([sys.executable, "-m", "benchmarks.sweep_planning", "--points", "3", "--timeout", "120"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.splitlines()
+    assert header.split() == ["points", "jobs", "read", "s", "plan", "s", "peak", "MB"]
+    points, jobs, read_s, plan_s, peak_mb = row.split()
+    # A train and an evaluate job per point and model (3 models), and five shared jobs.
+    assert (points, jobs) == ("3", str(3 * 2 * 3 + 5)), row
+    assert 0 < float(read_s) < float(plan_s) and 50 < float(peak_mb) < 1000, row
