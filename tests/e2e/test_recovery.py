@@ -1,4 +1,4 @@
-"""What a failed stage leaves behind under each tool, and the README's way back to the last results.
+"""What a failed stage leaves behind under each tool, and the way back to the last results (docs/failures.md).
 
 A stage run by hand keeps earlier outputs (tests/test_failures.py). Under `dvc exp run` and
 `snakemake -R`, the tool deletes a stage's outputs before running it, so a failure leaves
