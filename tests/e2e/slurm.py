@@ -164,7 +164,7 @@ def session_cluster(config: pytest.Config, *options: str) -> Path:
     """The folder of the running test cluster started with `options` (e.g. NODES, `--accounting`),
     started now if need be, in place of one of the other kind; it is stopped when pytest ends.
     With `--private-tmp`, the nodes share what a real cluster keeps on shared storage: pytest's
-    temporary folder (the projects) and this virtualenv, where they are under /tmp."""
+    temporary folder (the projects), and this virtualenv and checkout where they are under /tmp."""
     global _stop_registered
     if _running and _running[0].options == options:
         if _running[0].failure:
@@ -182,7 +182,7 @@ def session_cluster(config: pytest.Config, *options: str) -> Path:
     folder = os.environ.get("SLURM_TEST_CLUSTER_DIR") or f"{tempfile.gettempdir()}/slurm-test-cluster-{os.getpid()}"
     cluster = _Cluster(options, {**ENV, "SLURM_TEST_CLUSTER_DIR": folder})
     _running.append(cluster)  # from here on, `stop` is due whatever happens
-    shared = (config._tmp_path_factory.getbasetemp(), Path(sys.prefix)) if "--private-tmp" in options else ()
+    shared = shared_folders(config._tmp_path_factory.getbasetemp()) if "--private-tmp" in options else ()
     shares = [word for path in shared for word in ("--share", str(path))]
     started = subprocess.run(["bash", SCRIPT, "start", *options, *shares], env=cluster.env, capture_output=True,
                              text=True, timeout=120)
@@ -190,6 +190,18 @@ def session_cluster(config: pytest.Config, *options: str) -> Path:
         cluster.failure = f"cluster did not start:\n{started.stdout}\n{started.stderr}"
         pytest.fail(cluster.failure)
     return Path(folder)
+
+
+def shared_folders(basetemp: Path) -> list[Path]:
+    """What a node must see of this machine's /tmp: pytest's temporary folder (the projects), and,
+    where they are under /tmp, this virtualenv and this checkout, whose tests/e2e/snakemake_test_cluster.py
+    every job runs. A checkout under /tmp, unshared, failed every SLURM test. A folder inside another
+    shared one is left out: it is seen already."""
+    tmp = Path(tempfile.gettempdir()).resolve()
+    candidates = [basetemp.resolve(), *(path.resolve() for path in (Path(sys.prefix), REPO)
+                                         if tmp in path.resolve().parents)]
+    return [path for path in dict.fromkeys(candidates)
+            if not any(other in path.parents for other in candidates if other != path)]
 
 
 @dataclass

@@ -12,6 +12,8 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -212,3 +214,17 @@ def test_start_refuses_a_config_it_did_not_create(cluster, tmp_path):
     assert os.readlink("/etc/slurm/slurm.conf") == str(cluster / "slurm.conf")
     assert subprocess.run(["bash", SCRIPT, "status"], env={**ENV, "SLURM_TEST_CLUSTER_DIR": str(cluster)},
                           capture_output=True, timeout=60).returncode == 0
+
+
+def test_a_checkout_under_tmp_is_shared_with_the_nodes(monkeypatch, tmp_path):
+    # Each node's /tmp is its own: a checkout there, unshared, failed every SLURM test, its jobs
+    # unable to run tests/e2e/snakemake_test_cluster.py (a clone in /tmp passes now: checked by hand).
+    from tests.e2e import slurm
+
+    checkout, elsewhere = tmp_path / "checkout", Path("/opt/checkout")
+    monkeypatch.setattr(slurm, "REPO", checkout)
+    monkeypatch.setattr(sys, "prefix", str(checkout / ".venv"))
+    assert slurm.shared_folders(tmp_path / "basetemp") == [(tmp_path / "basetemp").resolve(), checkout.resolve()]
+    monkeypatch.setattr(slurm, "REPO", elsewhere)
+    assert slurm.shared_folders(tmp_path / "basetemp") == [(tmp_path / "basetemp").resolve(),
+                                                          (checkout / ".venv").resolve()]
