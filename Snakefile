@@ -22,7 +22,7 @@ from pathlib import Path
 from snakemake.utils import min_version
 
 from stages.common.code import code_digest, code_files
-from stages.common.dvc_state import dvc_reports_up_to_date
+from stages.common.dvc_state import dvc_reports_up_to_date, hold_dvc_lock
 from stages.common.cli import describe
 from stages.common.errors import PipelineError
 from stages.common.params import as_set_args, snakemake_params
@@ -40,6 +40,18 @@ try:
 except (PipelineError, OSError) as error:
     sys.exit(f"error: {describe(error)}")
 MODELS = list(PARAMS["models"])
+
+
+# DVC and Snakemake at once in one checkout delete each other's outputs. A real run (not -n,
+# not a cluster job's own Snakemake: hooks run in the main process only) holds DVC's lock
+# from before its first job to its end, so each tool refuses while the other runs.
+onstart:
+    try:
+        hold_dvc_lock()
+    except PipelineError as error:
+        sys.exit(f"error: {error}")
+
+
 TRAIN_PARAMS = ["seed", "lr", "epochs", "batch_size", "optimizer", "momentum", "threads", "train"]
 # A training or evaluation job asks for the threads it runs (`threads: 0`: every core).
 TF_THREADS = PARAMS["threads"] or workflow.cores

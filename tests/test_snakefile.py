@@ -78,3 +78,55 @@ def test_a_table_with_a_utf8_byte_order_mark_is_read(project):
     result = run_command(project, "snakemake", "-n", "-c1", "sweeps", check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "sweeps/bom/lr~0.001/" in result.stdout + result.stderr
+
+
+@pytest.fixture
+def dvc_project(tmp_path) -> Path:
+    """A tiny project in a git+DVC repo, its mirror a local folder (download is its only quick job)."""
+    from tests.e2e.conftest import make_project
+    from tests.tiny_data import files_spec, idx_bytes, tiny_arrays, write_mirror
+
+    raw = idx_bytes(tiny_arrays(n_train=20, n_test=10))
+    mirror = write_mirror(tmp_path / "mirror", raw).as_uri() + "/"
+    return make_project(tmp_path / "project", (mirror, files_spec(raw)))
+
+
+def test_snakemake_refuses_to_start_while_dvc_runs(dvc_project):
+    # Both at once failed, and deleted committed metrics. DVC's lock, taken as DVC takes it.
+    from dvc.lock import make_lock
+
+    with make_lock(str(dvc_project / ".dvc" / "tmp" / "lock")):
+        result = run_command(dvc_project, "snakemake", "-c1", "data/raw", check=False)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: DVC is running in this checkout (it holds .dvc/tmp/lock), and both tools at once delete each "
+        "other's outputs; wait for it to finish, then run Snakemake again")
+    assert not (dvc_project / "data").exists()
+    assert run_command(dvc_project, "snakemake", "-c1", "data/raw", check=False).returncode == 0  # once DVC is done
+
+
+def test_dvc_refuses_to_start_while_snakemake_runs(dvc_project):
+    # A download that hangs on a mirror which never answers keeps Snakemake's run going.
+    import socket
+    import subprocess
+
+    import yaml
+
+    from tests.e2e.conftest import ENV
+
+    with socket.create_server(("127.0.0.1", 0)) as mirror:
+        params = yaml.safe_load((dvc_project / "params.yaml").read_text())
+        params["data"].update(mirrors=[f"http://127.0.0.1:{mirror.getsockname()[1]}/"], timeout_s=600)
+        (dvc_project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        with subprocess.Popen(["snakemake", "-c1", "data/raw"], cwd=dvc_project, env=ENV, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) as smk:
+            try:
+                mirror.settimeout(60)
+                connection, _ = mirror.accept()  # the job runs
+                with connection:  # before, DVC ran the download too, and hung on the same mirror
+                    refused = subprocess.run(["dvc", "repro", "download"], cwd=dvc_project, env=ENV,
+                                             capture_output=True, text=True, timeout=60)
+            finally:
+                smk.kill()
+    assert refused.returncode != 0 and "Unable to acquire lock" in refused.stderr, refused.stderr
+    assert not (dvc_project / "dvc.lock").exists()  # DVC ran nothing

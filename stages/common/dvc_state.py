@@ -33,3 +33,31 @@ def dvc_reports_up_to_date(root: str | Path = ".") -> bool:
         return json.loads(status.stdout) == {}
     except json.JSONDecodeError:
         return False
+
+
+# The lock a real Snakemake run holds, for as long as its process lives.
+_held: list = []
+
+
+def hold_dvc_lock(root: str | Path = ".") -> None:
+    """Take DVC's own repository lock (`.dvc/tmp/lock`, as `dvc repro` and every DVC command that
+    reads or changes the workspace takes it) and keep it until this process ends.
+
+    DVC and Snakemake at once in one checkout both failed, and deleted committed metrics: each
+    removes a stage's outputs before running it. Holding DVC's lock makes DVC refuse to start
+    while Snakemake runs ("Unable to acquire lock"), and this refuses while DVC runs. Nothing to
+    do outside a DVC project. The lock is an flock (zc.lockfile, DVC's default; not with DVC's
+    `core.hardlink_lock`), so a killed holder leaves nothing to clean up."""
+    import zc.lockfile
+
+    from stages.common.errors import PipelineError
+
+    dvc_dir = Path(root) / ".dvc"
+    if _held or not dvc_dir.is_dir():
+        return
+    (dvc_dir / "tmp").mkdir(exist_ok=True)
+    try:
+        _held.append(zc.lockfile.LockFile(str(dvc_dir / "tmp" / "lock")))
+    except zc.lockfile.LockError:
+        raise PipelineError("DVC is running in this checkout (it holds .dvc/tmp/lock), and both tools at once "
+                            "delete each other's outputs; wait for it to finish, then run Snakemake again") from None
