@@ -30,6 +30,7 @@ a batch of at most 1 GiB whose header matches its size.
 
 import argparse
 import csv
+import io
 import os
 import sys
 import warnings
@@ -217,7 +218,8 @@ def _cli() -> None:
         expect = (args.expect, models[args.expect])
     predictions = main(args.model, args.images, args.invert, args.csv, args.threads, expect)
     if args.csv is None:
-        sys.stdout.reconfigure(errors="backslashreplace")  # a name the locale's encoding lacks is escaped
+        if isinstance(sys.stdout, io.TextIOWrapper):  # not a test's StringIO
+            sys.stdout.reconfigure(errors="backslashreplace")  # a name the locale's encoding lacks is escaped
         for p in predictions:
             print(f"{p.image}: {p.label} ({p.probability:.2f})")
     else:
