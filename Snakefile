@@ -207,7 +207,7 @@ rule evaluate:
         misclassified=report("metrics/figures/{model}/misclassified.png", category="Misclassified"),
     params:
         figures=lambda wildcards, output: Path(output.confusion).parent,
-        values=pinned("threads"),
+        values=lambda wildcards: pinned("threads", f"models.{wildcards.model}"),
     log:
         "logs/evaluate/{model}.log",
     conda:
@@ -369,7 +369,7 @@ rule sweep_evaluate:
         misclassified=f"{POINT}/metrics/figures/{{model}}/misclassified.png",
     params:
         figures=lambda wildcards, output: Path(output.confusion).parent,
-        values=point_pins("threads"),
+        values=point_pins("threads", "models.{model}"),
         code=code_digest("stages.evaluate"),
     log:
         f"logs/{POINT}/evaluate_{{model}}.log",

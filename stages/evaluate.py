@@ -30,13 +30,12 @@ MISCLASSIFIED_SHOWN = 25
 
 
 def main(model_file: Path, data_dir: Path, metrics_out: Path, details_out: Path, predictions_out: Path,
-         figures_dir: Path, model_name: str | None = None) -> None:
-    """Score the model in `model_file`; where `model_name` is given, only if the file holds that model."""
+         figures_dir: Path, model_name: str | None = None, model_settings: dict[str, Any] | None = None) -> None:
+    """Score the model in `model_file`; where `model_name` is given, only if the file holds that model,
+    built from `model_settings` (its `models.<name>` params) where those are given."""
     model = load_trained_model(model_file, "run the train stage for this model again")
     if model_name is not None:
-        # Its name only, not its layers against the params: Snakemake's --config and sweep points change
-        # a model's settings without telling this stage, whose params are params.yaml's.
-        check_model_is(model, model_name, None, model_file, f"run the train stage for {model_name} again")
+        check_model_is(model, model_name, model_settings, model_file, f"run the train stage for {model_name} again")
     images, labels = load_split(data_dir / "test.npz")
     probabilities = model.predict(images, batch_size=512, verbose=0)
     predicted = probabilities.argmax(axis=1)
@@ -123,9 +122,11 @@ def _cli() -> None:
     args = parser.parse_args()
     params = cli.params_from(args)
     pin_threads(params["threads"])  # inference's bits depend on it too
-    # models/<name>.keras stands for the model <name>: the pipeline's paths, and the sweeps'.
+    # models/<name>.keras stands for the model <name>: the pipeline's paths, and the sweeps'. DVC and
+    # Snakemake pass its settings (`models.<name>`), so a model trained from other ones is refused.
     name = args.model_file.stem if args.model_file.stem in params["models"] else None
-    main(args.model_file, args.data, args.metrics, args.details, args.predictions, args.figures, name)
+    main(args.model_file, args.data, args.metrics, args.details, args.predictions, args.figures, name,
+         params["models"][name] if name else None)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ import pytest
 from stages import evaluate
 from stages.common.classes import CLASS_NAMES
 from stages.common.errors import PipelineError
+from stages.common.models import build_model
 from tests.bounded import one_error_line, run_stage
+from tests.tiny_data import TINY_MODEL
 
 # tiny_model, a conv1 trained on tiny_processed, is made once per session (tests/conftest.py).
 
@@ -76,6 +78,22 @@ def test_another_model_saved_under_a_models_name_is_refused(tiny_processed, tmp_
     assert one_error_line(run) == (f"error: {tmp_path}/models/conv1.keras holds model 'conv2' (515,146 parameters), "
                                    "not conv1; run the train stage for conv1 again")
     assert not out.exists()
+
+
+def test_a_model_trained_from_other_settings_than_its_params_is_refused(tiny_model, tiny_processed, tmp_path):
+    # tiny_model is a conv1 of TINY_MODEL's settings: as models/conv1.keras it must match models.conv1,
+    # which DVC and Snakemake pass to evaluate (dvc.yaml's params, the Snakefile's --set).
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "conv1.keras").write_bytes(tiny_model.read_bytes())
+    args = cli_args(tmp_path / "models" / "conv1.keras", tiny_processed, tmp_path / "out")
+    refused = run_stage("stages.evaluate", *args)
+    assert one_error_line(refused).startswith(f"error: {tmp_path}/models/conv1.keras is not conv1 as the params "
+                                              "describe it")
+    assert not (tmp_path / "out").exists()
+    accepted = run_stage("stages.evaluate", *args, "--set", f"models.conv1={json.dumps(TINY_MODEL)}")
+    assert accepted.returncode == 0, accepted
+    assert json.loads((tmp_path / "out" / "d.json").read_text())["params"] == build_model("conv1", TINY_MODEL) \
+        .count_params()
 
 
 def test_a_model_file_not_named_after_a_model_is_scored_as_it_is(tiny_model, tiny_processed, tmp_path):
