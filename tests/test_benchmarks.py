@@ -166,4 +166,5 @@ def test_sweep_planning_plans_six_jobs_per_point_and_reports_time_and_memory():
     points, jobs, read_s, plan_s, peak_mb = row.split()
     # A train and an evaluate job per point and model (3 models), and five shared jobs.
     assert (points, jobs) == ("3", str(3 * 2 * 3 + 5)), row
-    assert 0 < float(read_s) < float(plan_s) and 50 < float(peak_mb) < 1000, row
+    # Two separate commands: at 3 points both are Snakemake's start-up, either may come out longer.
+    assert float(read_s) > 0 and float(plan_s) > 0 and 50 < float(peak_mb) < 1000, row
