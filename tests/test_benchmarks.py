@@ -157,6 +157,7 @@ def test_slurm_overhead_subtracts_each_rounds_local_time_per_job(monkeypatch, ca
     assert "profile" not in out.split("| workflow |")[1]
 
 
+@pytest.mark.e2e
 def test_sweep_planning_plans_six_jobs_per_point_and_reports_time_and_memory():
     result = subprocess.run([sys.executable, "-m", "benchmarks.sweep_planning", "--points", "3", "--timeout", "120"],
                             capture_output=True, text=True, timeout=300)

@@ -66,6 +66,7 @@ def cli_args(model: Path, processed: Path, out: Path) -> list[str]:
             "--details", str(out / "d.json"), "--predictions", str(out / "p.csv"), "--figures", str(out / "fig")]
 
 
+@pytest.mark.e2e
 def test_another_model_saved_under_a_models_name_is_refused(tiny_processed, tmp_path):
     # A conv2 saved as models/conv1.keras was evaluated with rc 0, its 515,146 parameters recorded as conv1's.
     from stages.common.models import build_model
@@ -80,6 +81,7 @@ def test_another_model_saved_under_a_models_name_is_refused(tiny_processed, tmp_
     assert not out.exists()
 
 
+@pytest.mark.e2e
 def test_a_model_trained_from_other_settings_than_its_params_is_refused(tiny_model, tiny_processed, tmp_path):
     # tiny_model is a conv1 of TINY_MODEL's settings: as models/conv1.keras it must match models.conv1,
     # which DVC and Snakemake pass to evaluate (dvc.yaml's params, the Snakefile's --set).
@@ -96,6 +98,7 @@ def test_a_model_trained_from_other_settings_than_its_params_is_refused(tiny_mod
         .count_params()
 
 
+@pytest.mark.e2e
 def test_a_model_file_not_named_after_a_model_is_scored_as_it_is(tiny_model, tiny_processed, tmp_path):
     # Only models/<key>.keras stands for a model of params.yaml: a file named otherwise is not checked.
     (tmp_path / "candidate.keras").write_bytes(tiny_model.read_bytes())

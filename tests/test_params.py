@@ -299,6 +299,7 @@ def test_deep_nesting_in_an_override_is_refused_at_once(value):
         snakemake_params("params.yaml", {"lr": value})
 
 
+@pytest.mark.e2e
 def test_the_probes_deep_params_file_gets_one_line_from_a_stage_within_seconds(tmp_path):
     # `lr:` and 20,000 `[`: python -m stages.train was still parsing when killed at 120 s.
     path = write_params(tmp_path, text_with("lr", DEEP_VALUES["flow-sequence"]))

@@ -223,6 +223,7 @@ def test_inputs_that_never_end_or_claim_too_much_are_refused_in_one_line_and_lit
     assert run.peak_mb < REFUSAL_PEAK_MB and run.seconds < 30, run
 
 
+@pytest.mark.e2e
 def test_csv_into_a_fifo_a_null_device_or_stdout_is_written_into_never_replaced(trained, tiny_processed, tmp_path):
     # A rename over the target made /tmp/d (`mknod c 1 3`) and FIFOs regular files, and as root
     # replaced /dev/full itself.
@@ -258,6 +259,7 @@ def test_csv_onto_another_device_is_refused_before_any_work(trained, tmp_path):
 ASCII_LOCALE = {"LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}  # Python's encodings: ASCII
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("env", [{"LC_ALL": "C.UTF-8"}, ASCII_LOCALE], ids=["utf8-locale", "ascii-locale"])
 def test_an_image_name_that_is_not_utf8_gets_an_escaped_row(trained, tiny_processed, tmp_path, env):
     # A Latin-1 byte (not UTF-8) and a name in another script: a UnicodeEncodeError traceback before.
@@ -276,6 +278,7 @@ def test_an_image_name_that_is_not_utf8_gets_an_escaped_row(trained, tiny_proces
     assert printed.returncode == 0 and printed.stdout.startswith(os.fsencode(tmp_path) + b"/caf\\xe9-"), printed
 
 
+@pytest.mark.e2e
 def test_expect_refuses_a_model_that_is_not_the_one_named(trained, tiny_processed, tmp_path):
     # The session's tiny conv1 has conv_dropout 0.1; params.yaml's conv1 0.2: not the conv1 it describes.
     model, predicted = trained

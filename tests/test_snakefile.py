@@ -91,6 +91,7 @@ def dvc_project(tmp_path) -> Path:
     return make_project(tmp_path / "project", (mirror, files_spec(raw)))
 
 
+@pytest.mark.e2e
 def test_snakemake_refuses_to_start_while_dvc_runs(dvc_project):
     # Both at once failed, and deleted committed metrics. DVC's lock, taken as DVC takes it.
     from dvc.lock import make_lock
@@ -105,6 +106,7 @@ def test_snakemake_refuses_to_start_while_dvc_runs(dvc_project):
     assert run_command(dvc_project, "snakemake", "-c1", "data/raw", check=False).returncode == 0  # once DVC is done
 
 
+@pytest.mark.e2e
 def test_dvc_refuses_to_start_while_snakemake_runs(dvc_project):
     # A download that hangs on a mirror which never answers keeps Snakemake's run going.
     import socket
