@@ -35,9 +35,9 @@ import yaml
 
 from reproduction.host import fingerprint, same_arithmetic
 from stages.common import cli
-from stages.common.errors import PipelineError
+from stages.common.errors import PipelineError, written_by
 from stages.common.files import atomic_path
-from stages.common.inputs import TEXT_LIMIT, read_text
+from stages.common.inputs import TEXT_LIMIT, parse_json, read_text
 from stages.common.params import parse_yaml, validate
 from stages.common.sweeps import point_name, read_rows
 from studies.learning_rate import technique
@@ -237,8 +237,10 @@ def compare(workdir: Path, expected: dict[str, str]) -> tuple[list[str], bool]:
 
 
 def compare_metrics(root: Path, workdir: Path, model: str) -> list[Metric]:
-    mine = json.loads((workdir / "metrics" / "test" / f"{model}.json").read_text())
-    theirs = json.loads(committed(root, f"metrics/test/{model}.json"))
+    path = f"metrics/test/{model}.json"
+    with written_by("evaluate stage", path):
+        mine = parse_json(read_text(workdir / path, TEXT_LIMIT, "a metrics file"))
+        theirs = parse_json(committed(root, path))
     spread = seed_spread(root, model)
     return [Metric(name, float(theirs[name]), float(mine[name]), spread.get(name)) for name in METRICS]
 
@@ -250,7 +252,8 @@ def seed_spread(root: Path, model: str) -> dict[str, float]:
     for row in read_rows(table) if table.exists() else []:
         result = root / "sweeps" / SPREAD_SWEEP / point_name(row) / "metrics" / "test" / f"{model}.json"
         if technique(row) == SPREAD_TECHNIQUE and result.exists():
-            metrics = json.loads(read_text(result, TEXT_LIMIT, "a sweep point's test metrics"))
+            with written_by("evaluate stage", result):
+                metrics = parse_json(read_text(result, TEXT_LIMIT, "a metrics file"))
             for name in METRICS:
                 values[name].append(float(metrics[name]))
     return {name: statistics.stdev(seeds) for name, seeds in values.items() if len(seeds) >= 2}

@@ -80,7 +80,8 @@ def eigen_cache_sizes(tf: Any) -> list[int] | None:
 def _cpuinfo() -> dict[str, str]:
     """The first processor's fields of /proc/cpuinfo; {} where there is none."""
     try:
-        text = Path("/proc/cpuinfo").read_text()[:65536]
+        with open("/proc/cpuinfo") as cpuinfo:
+            text = cpuinfo.read(65536)  # the first processor's block is at its start
     except OSError:
         return {}
     fields = {}
